@@ -1,0 +1,36 @@
+"""SLR and ADMM weight pruning for any PyTorch model and training loop.
+
+>>> from core import SparsityConfig, SLR
+>>> pruner = SLR(model, SparsityConfig.from_yaml("ratios.yaml"), rho=0.1, s0=1e-4, M=200, r=0.1)
+>>> pruner.attach(optimizer)            # adds Lambda + rho (W - Z) to W.grad at every step
+>>> pruner.update(epoch_mean_loss)      # once per epoch: Z, surrogate condition, multipliers
+>>> masks = pruner.hard_prune(); masks.attach(optimizer)   # masked retraining
+"""
+from .admm import ADMM
+from .errors import CheckpointError, ConfigError, DataError, UserError, exit_on_user_error
+from .masks import Masks
+from .projections import Scheme, project, sparsity_mask, topk_mask
+from .pruner import DualPruner
+from .slr import SLR, slr_alpha, slr_stepsize
+from .sparsity import PrunedLayer, SparsityConfig
+from .stats import CompressionStats, compression_stats
+
+__all__ = [
+    "ADMM", "SLR", "DualPruner", "SparsityConfig", "PrunedLayer", "Masks", "Scheme",
+    "project", "sparsity_mask", "topk_mask", "slr_alpha", "slr_stepsize",
+    "CompressionStats", "compression_stats",
+    "UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error",
+    "build_pruner",
+]
+
+
+def build_pruner(method: str, model, config, **hyper) -> DualPruner:
+    """``SLR`` or ``ADMM`` by name; hyperparameters the method does not take are ignored."""
+    method = method.lower()
+    if method == "slr":
+        keys = ("rho", "s0", "M", "r", "update_every")
+        return SLR(model, config, **{k: v for k, v in hyper.items() if k in keys})
+    if method == "admm":
+        keys = ("rho", "update_every")
+        return ADMM(model, config, **{k: v for k, v in hyper.items() if k in keys})
+    raise ConfigError(f"unknown pruning method '{method}'; use slr or admm")

@@ -1,0 +1,254 @@
+"""The three-stage pipeline every task runs, over a small task interface.
+
+(0) dense model, evaluated; (1) SLR or ADMM training; (2) hard-pruning; (3) masked retraining;
+evaluation after each stage. A checkpoint after every epoch lets a stopped run resume to the
+same numbers; the results file is written once, atomically, at the end.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import build_pruner
+from .errors import CheckpointError, ConfigError
+from .masks import Masks
+from .pruner import as_sparsity_config
+from .results import SCHEMA_VERSION, atomic_torch_save, code_version, write_results
+from .run_log import RunLogger
+from .stats import compression_stats
+
+__all__ = ["Task", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
+
+
+class Task(Protocol):
+    """What a task folder provides to the pipeline."""
+
+    task: str  # e.g. "classification"
+    model_name: str
+    dataset_name: str
+    primary_metric: str  # key of evaluate()'s result that tables report
+
+    def build_model(self) -> nn.Module:
+        """The dense model: trained here or loaded from a checkpoint."""
+
+    def build_optimizer(self, model: nn.Module, stage: str) -> tuple[torch.optim.Optimizer, Any]:
+        """Optimizer and scheduler (or None) for ``stage`` in {"prune", "retrain"}."""
+
+    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str) -> float:
+        """Train one epoch; return the mean training loss (data loss only, no penalty)."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Metrics of ``model`` on the evaluation split."""
+
+
+@dataclass
+class PruningRecipe:
+    """Method, sparsity and schedule of one run (the paper's defaults)."""
+
+    method: str = "slr"
+    sparsity: Any = None  # SparsityConfig, its dict form, or a YAML path
+    epochs: int = 40
+    retrain_epochs: int = 5
+    rho: float = 0.1
+    s0: float = 1e-4
+    M: float = 200.0
+    r: float = 0.1
+    update_every: int = 1
+    seed: int = 0
+    profile: str = "smoke"
+    eval_every: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method.lower() not in ("slr", "admm"):
+            raise ConfigError(f"unknown method '{self.method}'; use slr or admm")
+        if self.sparsity is None:
+            raise ConfigError("the recipe needs a sparsity config (prune_ratios or target_rate)")
+        self.sparsity = as_sparsity_config(self.sparsity)
+        if self.epochs < 0 or self.retrain_epochs < 0:
+            raise ConfigError("epochs and retrain_epochs must be >= 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sparsity"] = self.sparsity.to_dict()
+        return data
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def _metric_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss, "metrics": dict(metrics) if metrics else None}
+    if record:
+        row.update({k: record[k] for k in ("mixed_loss", "violation", "condition", "alpha") if k in record})
+        if "s" in record:
+            row["s_mean"] = sum(record["s"].values()) / len(record["s"])
+        row["violation_per_layer"] = record["violation_per_layer"]
+    return row
+
+
+def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume: bool = False, progress: bool = True,
+                 stop_after_epochs: int | None = None) -> dict[str, Any] | None:
+    """Run all stages of ``recipe`` on ``task`` and write ``out_dir/results.json``.
+
+    With ``resume`` the run continues from ``out_dir/checkpoint.pt``. ``stop_after_epochs``
+    ends the process-level run after that many epochs in total (for tests of resumption);
+    it then returns ``None`` and leaves only the checkpoint.
+    """
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    started = time.time()
+    seed_everything(recipe.seed)
+    model = task.build_model()
+    hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every")}
+    pruner = build_pruner(recipe.method, model, recipe.sparsity, **hyper)
+    optimizer, scheduler = task.build_optimizer(model, "prune")
+    state: dict[str, Any] = {"stage": "prune", "epoch": 0, "history": [], "metrics": {}, "elapsed": 0.0}
+    masks: Masks | None = None
+
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("recipe") != recipe.as_dict():
+            raise CheckpointError(f"{ckpt_path} was written by a run with another configuration; resume with the same settings or use a new --out")
+        model.load_state_dict(ckpt["model"])
+        pruner.load_state_dict(ckpt["pruner"])
+        state = ckpt["state"]
+        if state["stage"] == "retrain":
+            masks = Masks.from_state_dict(model, ckpt["masks"])
+            pruner.detach()
+            optimizer, scheduler = task.build_optimizer(model, "retrain")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+    elif resume:
+        raise CheckpointError(f"--resume given but {ckpt_path} does not exist; start without --resume")
+
+    logger = RunLogger(out_dir)
+    epochs_this_process = 0
+
+    def save_checkpoint() -> None:
+        state["elapsed"] += time.time() - started_segment[0]
+        started_segment[0] = time.time()
+        atomic_torch_save({
+            "recipe": recipe.as_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "pruner": pruner.state_dict(),
+            "masks": None if masks is None else masks.state_dict(),
+            "state": state,
+            "rng": rng_state(),
+        }, ckpt_path)
+
+    started_segment = [time.time()]
+    if "dense" not in state["metrics"]:
+        state["metrics"]["dense"] = task.evaluate(model)
+
+    def run_epochs(stage: str, total: int) -> bool:
+        """Train ``stage`` up to ``total`` epochs; False when stopped early for a test."""
+        nonlocal epochs_this_process
+        bar = _progress(total, f"{recipe.method} {stage}", progress)
+        if bar is not None:
+            bar.update(state["epoch"])
+        while state["epoch"] < total:
+            epoch = state["epoch"]
+            loss = task.train_one_epoch(model, optimizer, epoch, stage)
+            record = pruner.update(loss) if stage == "prune" else None
+            if scheduler is not None:
+                scheduler.step()
+            last = epoch + 1 == total
+            metrics = task.evaluate(model) if last or (epoch + 1) % recipe.eval_every == 0 else None
+            state["history"].append(_metric_row(stage, epoch, loss, metrics, record))
+            state["epoch"] = epoch + 1
+            logger.log(state["history"], len(state["history"]))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            save_checkpoint()
+            epochs_this_process += 1
+            if stop_after_epochs is not None and epochs_this_process >= stop_after_epochs:
+                return False
+        if bar is not None:
+            bar.close()
+        return True
+
+    if state["stage"] == "prune":
+        if not run_epochs("prune", recipe.epochs):
+            return None
+        state["metrics"]["after_training"] = _last_metrics(state, "prune") or task.evaluate(model)
+        masks = pruner.hard_prune()
+        state["metrics"]["after_hard_pruning"] = task.evaluate(model)
+        state.update(stage="retrain", epoch=0)
+        optimizer, scheduler = task.build_optimizer(model, "retrain")
+        masks.attach(optimizer)
+        save_checkpoint()
+    else:
+        masks.attach(optimizer)
+    if not run_epochs("retrain", recipe.retrain_epochs):
+        return None
+    state["metrics"]["after_retraining"] = _last_metrics(state, "retrain") or dict(state["metrics"]["after_hard_pruning"])
+    logger.close()
+
+    stats = compression_stats(model, pruner.names)
+    state["elapsed"] += time.time() - started_segment[0]
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "task": task.task,
+        "model": task.model_name,
+        "dataset": task.dataset_name,
+        "method": recipe.method.lower(),
+        "profile": recipe.profile,
+        "seed": recipe.seed,
+        "target_compression": recipe.sparsity.target_rate,
+        "achieved_compression": {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate},
+        "primary_metric": task.primary_metric,
+        "metrics": state["metrics"],
+        "history": state["history"],
+        "pruner_history": pruner.history,
+        "per_layer": stats.per_layer,
+        "config": {"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()},
+        "wall_time_s": state["elapsed"],
+        "code_version": code_version(),
+    }
+    write_results(out_dir / "results.json", results)
+    return results
+
+
+def _last_metrics(state: Mapping[str, Any], stage: str) -> dict[str, float] | None:
+    """Metrics of the stage's last epoch (always evaluated), or None when the stage had no epoch."""
+    rows = [r for r in state["history"] if r["stage"] == stage]
+    return dict(rows[-1]["metrics"]) if rows else None

@@ -1,0 +1,146 @@
+"""Euclidean projections onto the sparsity sets ``S_n`` of the paper (eq. 10).
+
+Every projection is returned as a boolean keep-mask of the tensor's shape; the projected tensor
+is ``w * mask``. Masks are computed in pure torch on the tensor's own device and never keep
+more than the budget, ties included: among equal scores the lowest flat index wins, so the
+result is deterministic.
+
+Schemes
+-------
+``irregular``  keep the ``k`` entries of largest magnitude (the paper's pruning).
+``filter``     keep whole output filters (dim 0) with the largest L2 norm.
+``channel``    keep whole input channels (dim 1) with the largest L2 norm.
+``column``     keep whole columns of the ``(out, in*kh*kw)`` matrix with the largest L2 norm.
+``N:M``        in every group of ``M`` consecutive weights along the flattened input dimension,
+               keep the ``N`` of largest magnitude.
+
+For the group schemes the Euclidean projection onto "at most k groups non-zero" keeps the groups
+of largest squared norm, which is what the masks below select.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+
+__all__ = ["Scheme", "topk_mask", "keep_count", "sparsity_mask", "project"]
+
+_GROUP_SCHEMES = ("filter", "channel", "column")
+_NM_PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A sparsity pattern: ``irregular``, ``filter``, ``channel``, ``column`` or ``N:M``."""
+
+    kind: str
+    n: int = 0
+    m: int = 0
+
+    @classmethod
+    def parse(cls, text: "str | Scheme") -> "Scheme":
+        if isinstance(text, Scheme):
+            return text
+        name = str(text).strip().lower()
+        if name == "irregular" or name in _GROUP_SCHEMES:
+            return cls(name)
+        match = _NM_PATTERN.match(name)
+        if match:
+            n, m = int(match.group(1)), int(match.group(2))
+            if not 0 < n < m:
+                raise ConfigError(f"N:M scheme '{text}' needs 0 < N < M, e.g. '2:4'")
+            return cls("nm", n, m)
+        raise ConfigError(
+            f"unknown sparsity scheme '{text}'; use one of irregular, filter, channel, column or N:M such as 2:4"
+        )
+
+    @property
+    def nm_ratio(self) -> float:
+        """The pruning ratio an N:M scheme implies."""
+        return 1.0 - self.n / self.m
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}" if self.kind == "nm" else self.kind
+
+
+def keep_count(units: int, ratio: float) -> int:
+    """Number of units (weights or groups) a ratio keeps: ``units - round(ratio * units)``."""
+    return units - int(round(ratio * units))
+
+
+def topk_mask(scores: Tensor, k: int) -> Tensor:
+    """Boolean mask selecting exactly ``k`` entries of ``scores`` with the largest values.
+
+    Ties at the threshold are filled in order of increasing flat index. No host sync.
+    """
+    flat = scores.reshape(-1)
+    total = flat.numel()
+    if k >= total:
+        return torch.ones_like(scores, dtype=torch.bool)
+    if k <= 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    # the k-th largest value is the (total - k + 1)-th smallest
+    threshold = torch.kthvalue(flat, total - k + 1).values
+    above = flat > threshold
+    ties = flat == threshold
+    missing = k - above.sum()
+    keep = above | (ties & (torch.cumsum(ties, dim=0) <= missing))
+    return keep.reshape(scores.shape)
+
+
+def _group_scores(w: Tensor, kind: str) -> Tensor:
+    """Squared L2 norm of each group (same order as the norm itself)."""
+    if w.dim() < 2:
+        raise ConfigError(f"'{kind}' pruning needs a weight with at least 2 dimensions, got shape {tuple(w.shape)}")
+    squares = w.detach().float().square()
+    if kind == "filter":
+        return squares.reshape(w.shape[0], -1).sum(dim=1)
+    if kind == "channel":
+        return squares.transpose(0, 1).reshape(w.shape[1], -1).sum(dim=1)
+    return squares.reshape(w.shape[0], -1).sum(dim=0)  # column
+
+
+def _expand_group_mask(group_keep: Tensor, w: Tensor, kind: str) -> Tensor:
+    if kind == "filter":
+        return group_keep.view(-1, *([1] * (w.dim() - 1))).expand_as(w).clone()
+    if kind == "channel":
+        return group_keep.view(1, -1, *([1] * (w.dim() - 2))).expand_as(w).clone()
+    return group_keep.view(1, -1).expand(w.shape[0], -1).reshape(w.shape).clone()  # column
+
+
+def _nm_mask(w: Tensor, n: int, m: int) -> Tensor:
+    rows = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
+    if rows.shape[1] % m:
+        raise ConfigError(
+            f"N:M pruning with M={m} needs the flattened input size to be a multiple of {m}; "
+            f"weight shape {tuple(w.shape)} has {rows.shape[1]}"
+        )
+    groups = rows.detach().abs().reshape(rows.shape[0], -1, m)
+    order = torch.sort(groups, dim=-1, descending=True, stable=True).indices
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(-1, order[..., :n], True)
+    return keep.reshape(w.shape)
+
+
+def sparsity_mask(w: Tensor, scheme: "Scheme | str", ratio: float) -> Tensor:
+    """Keep-mask of the Euclidean projection of ``w`` onto the set pruned by ``ratio`` under ``scheme``.
+
+    For ``N:M`` the ratio is implied by the scheme and ``ratio`` is ignored.
+    """
+    scheme = Scheme.parse(scheme)
+    if scheme.kind == "irregular":
+        return topk_mask(w.detach().abs(), keep_count(w.numel(), ratio))
+    if scheme.kind == "nm":
+        return _nm_mask(w, scheme.n, scheme.m)
+    scores = _group_scores(w, scheme.kind)
+    group_keep = topk_mask(scores, keep_count(scores.numel(), ratio))
+    return _expand_group_mask(group_keep, w, scheme.kind)
+
+
+def project(w: Tensor, scheme: "Scheme | str", ratio: float) -> Tensor:
+    """``Proj_S(w)``: ``w`` with everything outside the keep-mask set to zero."""
+    return w * sparsity_mask(w, scheme, ratio)

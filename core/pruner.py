@@ -1,0 +1,216 @@
+"""What ADMM and SLR share: duplicate variables Z, one dual tensor per layer, the penalty
+gradient added inside any optimizer, hard-pruning, history and resumable state.
+
+Both methods add the gradient of the relaxation terms of the augmented Lagrangian (eq. 6) to
+``W.grad`` (eq. 8). Written as ``grad += rho * W - offset`` the per-step work is two fused
+multi-tensor ops with no temporaries and no host sync; the offset only changes when Z or the
+duals do, once per ``update()``:
+
+* SLR:  Lambda + rho (W - Z)    ->  offset = rho Z - Lambda
+* ADMM: rho (W - Z + U)         ->  offset = rho (Z - U)
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .errors import CheckpointError, ConfigError
+from .masks import HookHandles, Masks
+from .sparsity import PrunedLayer, SparsityConfig
+
+__all__ = ["DualPruner", "as_sparsity_config"]
+
+
+def as_sparsity_config(config: "SparsityConfig | Mapping[str, Any] | str | Path") -> SparsityConfig:
+    """Accept a config object, a mapping in the YAML form, or a path to a YAML file."""
+    if isinstance(config, SparsityConfig):
+        return config
+    if isinstance(config, Mapping):
+        return SparsityConfig.from_dict(config)
+    return SparsityConfig.from_yaml(config)
+
+
+class DualPruner(ABC):
+    """Base class of :class:`~core.ADMM` and :class:`~core.SLR`.
+
+    Args:
+        model: any module; parameters are matched by name (``module.`` prefixes ignored).
+        config: which parameters to prune and how much.
+        rho: penalty coefficient of eq. (6).
+        update_every: act on every N-th call of :meth:`update` (calls are epochs or steps,
+            whichever the caller uses); SLR averages the losses of the calls in between.
+    """
+
+    method: str = ""
+
+    def __init__(self, model: nn.Module, config, rho: float = 0.1, update_every: int = 1) -> None:
+        if not rho > 0:
+            raise ConfigError(f"rho = {rho} must be positive, e.g. 0.1")
+        if int(update_every) < 1:
+            raise ConfigError(f"update_every = {update_every} must be a positive integer")
+        self.config = as_sparsity_config(config)
+        self.layers: list[PrunedLayer] = self.config.resolve(model)
+        self.names = [layer.name for layer in self.layers]
+        self.params = [layer.param for layer in self.layers]
+        self.rho = float(rho)
+        self.update_every = int(update_every)
+        with torch.no_grad():
+            self.Z = [layer.project(p.detach()) for layer, p in zip(self.layers, self.params)]  # Z^0 = Proj_S(W^0)
+            self.dual = [torch.zeros_like(p) for p in self.params]  # Lambda^0 = 0 (SLR), U^0 = 0 (ADMM)
+        self.k = 0  # number of Z / dual updates done
+        self.calls = 0
+        self._pending_losses: list[float] = []
+        self.history: list[dict[str, Any]] = []
+        self._handles: list[HookHandles | Any] = []
+        self._refresh_offset()
+
+    # the per-step penalty -------------------------------------------------------------------
+    @abstractmethod
+    def _refresh_offset(self) -> None:
+        """Recompute ``self._offset`` from Z and the duals."""
+
+    @torch.no_grad()
+    def add_penalty_grad(self) -> None:
+        """Add the relaxation gradient to ``.grad`` of every pruned parameter that has one.
+
+        Call it between ``backward()`` (and AMP unscaling) and ``optimizer.step()``;
+        :meth:`attach` does that for you.
+        """
+        pairs = [(p.grad, p, c) for p, c in zip(self.params, self._offset) if p.grad is not None]
+        if not pairs:
+            return
+        grads, params, offsets = (list(t) for t in zip(*pairs))
+        torch._foreach_add_(grads, params, alpha=self.rho)
+        torch._foreach_sub_(grads, offsets)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> HookHandles:
+        """Add the penalty gradient in a step pre-hook of ``optimizer``.
+
+        The hook runs inside ``optimizer.step()``, so with ``GradScaler.step(optimizer)`` it sees
+        gradients that are already unscaled.
+        """
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if not any(id(p) in held for p in self.params):
+            raise ConfigError("the optimizer holds none of the pruned parameters; build it from model.parameters() before attach()")
+        handle = HookHandles([optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.add_penalty_grad())])
+        self._handles.append(handle)
+        return handle
+
+    def detach(self) -> None:
+        """Remove the hooks installed by :meth:`attach`."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # the per-epoch update -------------------------------------------------------------------
+    def update(self, loss: "float | Tensor | None" = None) -> dict[str, Any] | None:
+        """Record one call; on every ``update_every``-th call update Z and the duals.
+
+        Returns the history record of the update, or ``None`` when this call did not update.
+        """
+        self.calls += 1
+        if loss is not None:
+            self._pending_losses.append(_mean_over_ranks(loss, self.params[0].device))
+        if self.calls % self.update_every:
+            return None
+        losses, self._pending_losses = self._pending_losses, []
+        mean_loss = sum(losses) / len(losses) if losses else None
+        self.k += 1
+        record = self._update(mean_loss)
+        self._refresh_offset()
+        self.history.append(record)
+        return record
+
+    @abstractmethod
+    def _update(self, loss: float | None) -> dict[str, Any]:
+        """Update Z and the duals; return the history record."""
+
+    @torch.no_grad()
+    def _projected(self, shift: list[Tensor], scale: float = 1.0) -> list[Tensor]:
+        """``Proj_S(W + scale * shift)`` for every layer (eq. 10)."""
+        return [layer.project(p.detach() + scale * d) for layer, p, d in zip(self.layers, self.params, shift)]
+
+    def _layer_record(self, values: list[float]) -> dict[str, float]:
+        return dict(zip(self.names, values))
+
+    # hard-pruning and statistics ------------------------------------------------------------
+    @torch.no_grad()
+    def hard_prune(self) -> Masks:
+        """``W <- Proj_S(W)`` for every pruned layer; returns the fixed masks and detaches the pruner."""
+        masks = {layer.name: layer.mask(p.detach()) for layer, p in zip(self.layers, self.params)}
+        for p, name in zip(self.params, self.names):
+            p.mul_(masks[name])
+        self.detach()
+        return Masks(dict(zip(self.names, self.params)), masks)
+
+    @torch.no_grad()
+    def violations(self) -> dict[str, float]:
+        """``||W_n - Z_n||_F`` per layer (one host sync)."""
+        norms = torch.stack([torch.linalg.vector_norm(p.detach() - z).float() for p, z in zip(self.params, self.Z)])
+        return self._layer_record(norms.tolist())
+
+    # state ----------------------------------------------------------------------------------
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: Z, duals, counters, history and method state."""
+        return {
+            "method": self.method,
+            "layers": list(self.names),
+            "rho": self.rho,
+            "update_every": self.update_every,
+            "k": self.k,
+            "calls": self.calls,
+            "pending_losses": list(self._pending_losses),
+            "Z": {n: z.clone() for n, z in zip(self.names, self.Z)},
+            "dual": {n: d.clone() for n, d in zip(self.names, self.dual)},
+            "history": [dict(r) for r in self.history],
+            **self._extra_state(),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("method") != self.method:
+            raise CheckpointError(f"pruner state is for method '{state.get('method')}', this run uses '{self.method}'; resume with the same --method")
+        if list(state.get("layers", [])) != self.names:
+            raise CheckpointError("pruner state was saved for other pruned layers; resume with the sparsity config and model it was saved with")
+        for name, target_list in (("Z", self.Z), ("dual", self.dual)):
+            for i, layer_name in enumerate(self.names):
+                source = state[name][layer_name]
+                if source.shape != target_list[i].shape:
+                    raise CheckpointError(f"pruner state '{name}' of '{layer_name}' has shape {tuple(source.shape)}, the model {tuple(target_list[i].shape)}")
+                target_list[i].copy_(source)
+        self.rho = float(state["rho"])
+        self.update_every = int(state["update_every"])
+        self.k = int(state["k"])
+        self.calls = int(state["calls"])
+        self._pending_losses = list(state["pending_losses"])
+        self.history = [dict(r) for r in state["history"]]
+        self._load_extra_state(state)
+        self._refresh_offset()
+
+
+def _mean_over_ranks(loss: "float | Tensor", device: torch.device) -> float:
+    """The loss as a float, averaged over ranks when torch.distributed is initialized."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = torch.as_tensor(loss, dtype=torch.float64, device=device).detach().clone()
+        dist.all_reduce(value)
+        return float(value) / dist.get_world_size()
+    return float(loss)
+
+
+def squared_norms_and_inner(diffs: list[Tensor], duals: list[Tensor]) -> tuple[list[float], list[float]]:
+    """``||D_n||^2`` and ``<Dual_n, D_n>`` per layer, computed on device, fetched in one sync."""
+    sq = [d.float().square().sum() for d in diffs]
+    inner = [(u.float() * d.float()).sum() for u, d in zip(duals, diffs)]
+    values = torch.stack(sq + inner).double().tolist()
+    return values[: len(diffs)], values[len(diffs):]

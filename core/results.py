@@ -1,0 +1,107 @@
+"""The results file every run writes, and atomic writes for it and for checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .errors import DataError
+
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
+
+SCHEMA_VERSION = 1
+
+# key -> what it holds; every results file has all of them
+REQUIRED_KEYS: dict[str, str] = {
+    "schema_version": "integer, SCHEMA_VERSION",
+    "task": "task folder, e.g. classification",
+    "model": "architecture name",
+    "dataset": "data set name",
+    "method": "slr or admm (or a peer method)",
+    "profile": "paper or smoke",
+    "seed": "random seed",
+    "target_compression": "requested rate over the pruned layers (null when ratios are given)",
+    "achieved_compression": "{pruned_layers, whole_model} rates measured on the final weights",
+    "primary_metric": "name of the metric tables report",
+    "metrics": "{dense, after_training, after_hard_pruning, after_retraining}: metric name -> value",
+    "history": "per-epoch rows for both training stages",
+    "per_layer": "per-layer compression rows",
+    "config": "the full run configuration",
+    "wall_time_s": "seconds of the whole run",
+    "code_version": "git commit of the code (with -dirty when modified)",
+}
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Write through ``write(file)`` to a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf/nan
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    return value
+
+
+def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
+    """Check the schema and write ``results`` as JSON, atomically."""
+    missing = [k for k in REQUIRED_KEYS if k not in results]
+    if missing:
+        raise ValueError(f"results lack required keys {missing}")
+    text = json.dumps(_jsonable(results), indent=2, sort_keys=False)
+    atomic_write(path, lambda f: f.write(text + "\n"))
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Load a results file, checking its schema version and keys."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read results file {path}: {err}; rerun the run that writes it") from None
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing or data.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{path} is not a results file of schema {SCHEMA_VERSION} (missing {missing}); rerun the run that writes it")
+    return data
+
+
+def code_version() -> str:
+    """``git describe`` of the code's checkout, or ``unknown`` outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
