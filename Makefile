@@ -3,12 +3,18 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROFILE ?= smoke
+export PROFILE ?= smoke
 # real sample data for tests (tests skip, with a reason, where it is absent)
-DATA_ROOT ?= $(abspath $(wildcard ../shared/data))
-export SLR_DATA_ROOT ?= $(DATA_ROOT)
+SAMPLE_DATA ?= $(abspath $(wildcard ../shared/data))
+export SLR_DATA_ROOT ?= $(SAMPLE_DATA)
+RUNS ?= runs/$(PROFILE)
+FIGURES ?= $(RUNS)/figures
 
-.PHONY: install test demo bench clean
+# each task folder adds its targets and appends to DEMO_TARGETS in its targets.mk
+DEMO_TARGETS :=
+-include classification/targets.mk detection_yolo/targets.mk pointpillars_kitti/targets.mk lane_tusimple/targets.mk
+
+.PHONY: install test demo core-demo bench clean
 
 install: $(VENV)/.installed
 
@@ -20,8 +26,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 test: install
 	$(PY) -m pytest -q tests
 
-demo: install
-	$(PY) -m core.demo
+# the README's demo: every task's smoke tables (the core example when no task adds one)
+demo: install $(if $(DEMO_TARGETS),$(DEMO_TARGETS),core-demo)
+
+core-demo: install
+	$(PY) -m core.demo --out $(RUNS)/core_demo
 
 bench: install
 	$(PY) benchmarks/bench_core.py

@@ -133,6 +133,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     started = time.time()
     seed_everything(recipe.seed)
     model = task.build_model()
+    seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded
     hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every")}
     pruner = build_pruner(recipe.method, model, recipe.sparsity, **hyper)
     optimizer, scheduler = task.build_optimizer(model, "prune")

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from torch import Tensor, nn
 
+from .config import load_yaml
 from .errors import ConfigError
 from .projections import Scheme, keep_count, sparsity_mask
 
@@ -136,16 +136,7 @@ class SparsityConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SparsityConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"sparsity config not found: {path}; check the path")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}: malformed YAML{where}; fix the syntax of that line") from None
-        return cls.from_dict(data or {}, source=str(path))
+        return cls.from_dict(load_yaml(path, what="sparsity config") or {}, source=str(path))
 
     @classmethod
     def uniform(cls, ratio: float, include: Iterable[str] = ("*.weight",), scheme: str = "irregular") -> "SparsityConfig":
@@ -201,7 +192,7 @@ class SparsityConfig:
             raise ConfigError(f"{self.source}: target_rate given but include/exclude select no parameter to prune")
         kept_target = (total_pinned + total_free) / self.target_rate - kept_pinned
         ratio = 1.0 - kept_target / total_free
-        if not 0.0 <= ratio < 1.0:
+        if not 0.0 <= ratio < 1.0 or kept_target < len(free):  # every layer keeps at least one weight
             best = (total_pinned + total_free) / (kept_pinned + len(free))
             raise ConfigError(
                 f"{self.source}: target rate {self.target_rate}x is unreachable with the selected layers "

@@ -1,0 +1,43 @@
+"""Command-line pieces every entry point (``python -m <task>``) shares."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .config import PROFILES
+from .errors import DataError
+
+__all__ = ["add_common_args", "resolve_data_root", "methods_from_arg"]
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--profile --data-root --method --seed --out --resume --set --no-progress``."""
+    parser.add_argument("--profile", choices=PROFILES, default=os.environ.get("PROFILE", "smoke"),
+                        help="smoke: small and fast on CPU, no download; paper: the paper's settings on real data")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="root of the real data set (default: $DATA_ROOT); the smoke profile generates its own")
+    parser.add_argument("--method", choices=("slr", "admm", "both"), default="both")
+    parser.add_argument("--seed", type=int, action="append", default=None, help="repeat for several seeds")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<profile>/<task>)")
+    parser.add_argument("--resume", action="store_true", help="continue runs from their last checkpoint")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set epochs=5")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def methods_from_arg(method: str) -> list[str]:
+    return ["slr", "admm"] if method == "both" else [method]
+
+
+def resolve_data_root(arg: Path | None, what: str, required: bool = True) -> Path | None:
+    """``--data-root`` or ``$DATA_ROOT``; a missing folder is a :class:`DataError` naming the fix."""
+    root = arg if arg is not None else (Path(os.environ["DATA_ROOT"]) if os.environ.get("DATA_ROOT") else None)
+    if root is None:
+        if required:
+            raise DataError(f"no data root for {what}: pass --data-root PATH or set DATA_ROOT (the smoke profile needs neither)")
+        return None
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; pass --data-root pointing at the {what} folder")
+    return root

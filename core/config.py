@@ -1,0 +1,85 @@
+"""Run configurations: YAML files with a ``profiles`` section, and ``--set key=value`` overrides.
+
+A run config looks like::
+
+    model: resnet18
+    epochs: 40
+    profiles:
+      paper: {batch_size: 128}
+      smoke: {batch_size: 32, epochs: 2}
+
+``load_run_config(path, profile)`` returns the top level deep-merged with ``profiles[profile]``.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = ["PROFILES", "load_yaml", "load_run_config", "deep_merge", "apply_overrides"]
+
+PROFILES = ("smoke", "paper")
+
+
+def load_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error is a :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}; check the path")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        lines = [m.line + 1 for m in (getattr(err, "context_mark", None), getattr(err, "problem_mark", None)) if m is not None]
+        where = f" at line {lines[0]}" if lines else ""
+        raise ConfigError(f"{path}: malformed YAML{where}; fix the syntax there") from None
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` merged in; nested mappings merge, everything else is replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_run_config(path: str | Path, profile: str) -> dict[str, Any]:
+    """The config at ``path`` for ``profile`` (``smoke`` or ``paper``)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}'; use one of {', '.join(PROFILES)}")
+    data = load_yaml(path) or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: a run config is a mapping of settings")
+    profiles = data.pop("profiles", {}) or {}
+    if profile not in profiles and profiles:
+        raise ConfigError(f"{path} has no '{profile}' profile (it has {sorted(profiles)}); add one or pick another --profile")
+    merged = deep_merge(data, profiles.get(profile, {}))
+    merged["profile"] = profile
+    return merged
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``3``, ``0.1``, ``[1, 2]``)."""
+    result = copy.deepcopy(dict(config))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not key=value; write e.g. --set epochs=5")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override '{item}': cannot parse the value; quote strings, e.g. --set name='a b'") from None
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+        node[parts[-1]] = value
+    return result

@@ -1,0 +1,37 @@
+"""Grids of pipeline runs (method x compression x seed), each in its own folder, resumable."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .pipeline import PruningRecipe, Task, run_pipeline
+from .results import read_results
+
+__all__ = ["run_name", "run_grid"]
+
+
+def run_name(recipe: PruningRecipe, label: str | None = None) -> str:
+    """``<method>_<label>_seed<seed>``; label defaults to the target rate (``8.71x``)."""
+    if label is None:
+        rate = recipe.sparsity.target_rate
+        label = f"{rate:g}x" if rate is not None else "ratios"
+    return f"{recipe.method}_{label}_seed{recipe.seed}"
+
+
+def run_grid(make_task: Callable[[PruningRecipe], Task], recipes: Iterable[tuple[str, PruningRecipe]], out_root: str | Path,
+             resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Run each ``(name, recipe)`` into ``out_root/name``.
+
+    With ``resume``, finished runs (results.json present) are read rather than rerun and
+    unfinished ones continue from their checkpoint; without it every run starts afresh.
+    """
+    out_root = Path(out_root)
+    results = []
+    for name, recipe in recipes:
+        out_dir = out_root / name
+        if resume and (out_dir / "results.json").is_file():
+            results.append(read_results(out_dir / "results.json"))
+            continue
+        resume_this = resume and (out_dir / "checkpoint.pt").is_file()
+        results.append(run_pipeline(make_task(recipe), recipe, out_dir, resume=resume_this, progress=progress))
+    return results

@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def data_root() -> Path:
+    """The real sample data (``$SLR_DATA_ROOT``); tests using it skip where it is absent."""
+    root = os.environ.get("SLR_DATA_ROOT")
+    if not root or not Path(root).is_dir():
+        pytest.skip("SLR_DATA_ROOT is not set to the sample data folder (../shared/data); set it to run this test")
+    return Path(root)

@@ -1,0 +1,75 @@
+"""The three-stage pipeline, its results file, resumption, and the one-line user errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core import CheckpointError, DataError
+from core.demo import DigitsTask
+from core.pipeline import PruningRecipe, run_pipeline
+from core.results import REQUIRED_KEYS, read_results, write_results
+
+SPARSITY = {"target_rate": 4.0, "include": ["0.weight", "2.weight"]}
+
+
+def recipe(method="slr", **kw):
+    return PruningRecipe(method=method, sparsity=SPARSITY, epochs=3, retrain_epochs=2, seed=1, **kw)
+
+
+def small_task():
+    return DigitsTask(dense_epochs=2)
+
+
+def comparable(results):
+    return {k: v for k, v in results.items() if k not in ("wall_time_s", "code_version")}
+
+
+@pytest.mark.parametrize("method", ["slr", "admm"])
+def test_pipeline_writes_a_complete_results_file(tmp_path, method):
+    results = run_pipeline(small_task(), recipe(method), tmp_path, progress=False)
+    on_disk = read_results(tmp_path / "results.json")
+    assert set(REQUIRED_KEYS) <= set(on_disk)
+    assert on_disk["method"] == method and on_disk["target_compression"] == 4.0
+    assert on_disk["achieved_compression"]["pruned_layers"] == pytest.approx(4.0, rel=1e-3)
+    assert on_disk["achieved_compression"]["whole_model"] < 4.0
+    for stage in ("dense", "after_training", "after_hard_pruning", "after_retraining"):
+        assert 0.0 <= on_disk["metrics"][stage]["top1"] <= 100.0
+    assert [(r["stage"], r["epoch"]) for r in on_disk["history"]] == [("prune", 0), ("prune", 1), ("prune", 2), ("retrain", 0), ("retrain", 1)]
+    assert len(on_disk["pruner_history"]) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 and "violation" in rows[0] and "top1" in rows[0]
+    assert results["metrics"] == on_disk["metrics"]
+
+
+@pytest.mark.parametrize("stop_after", [2, 4])
+def test_stopped_run_resumes_to_the_same_numbers(tmp_path, stop_after):
+    full = run_pipeline(small_task(), recipe(), tmp_path / "full", progress=False)
+    stopped = run_pipeline(small_task(), recipe(), tmp_path / "part", progress=False, stop_after_epochs=stop_after)
+    assert stopped is None and not (tmp_path / "part" / "results.json").exists()
+    resumed = run_pipeline(small_task(), recipe(), tmp_path / "part", resume=True, progress=False)
+    assert json.dumps(comparable(resumed), sort_keys=True, default=str) == json.dumps(comparable(full), sort_keys=True, default=str)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_pipeline(small_task(), recipe(), tmp_path, progress=False, stop_after_epochs=1)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        run_pipeline(small_task(), recipe(rho=0.5), tmp_path, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        run_pipeline(small_task(), recipe(), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_results_schema_is_enforced(tmp_path):
+    with pytest.raises(ValueError, match="lack required keys"):
+        write_results(tmp_path / "r.json", {"task": "x"})
+    assert not (tmp_path / "r.json").exists()
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read results file"):
+        read_results(tmp_path / "bad.json")
+
+
+def test_user_error_is_one_line_and_exit_code_2():
+    proc = subprocess.run([sys.executable, "-m", "core.demo", "--rate", "0.5"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: --rate 0.5 must be >= 1"]
