@@ -72,10 +72,13 @@ def keep_count(units: int, ratio: float) -> int:
     return units - int(round(ratio * units))
 
 
+_SAMPLE = 16384
+
+
 def topk_mask(scores: Tensor, k: int) -> Tensor:
     """Boolean mask selecting exactly ``k`` entries of ``scores`` with the largest values.
 
-    Ties at the threshold are filled in order of increasing flat index. No host sync.
+    Ties are filled in order of increasing flat index, so the mask is deterministic.
     """
     flat = scores.reshape(-1)
     total = flat.numel()
@@ -83,13 +86,45 @@ def topk_mask(scores: Tensor, k: int) -> Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
-    # the k-th largest value is the (total - k + 1)-th smallest
-    threshold = torch.kthvalue(flat, total - k + 1).values
+    keep = None
+    if flat.device.type == "cpu" and total > 8 * _SAMPLE:
+        keep = _bracketed_topk_mask(flat, k)
+    if keep is None:
+        keep = _threshold_topk_mask(flat, k)
+    return keep.reshape(scores.shape)
+
+
+def _threshold_topk_mask(flat: Tensor, k: int) -> Tensor:
+    """Exact top-k by the k-th largest value; ties filled by a running count. No host sync."""
+    threshold = torch.kthvalue(flat, flat.numel() - k + 1).values
     above = flat > threshold
     ties = flat == threshold
     missing = k - above.sum()
-    keep = above | (ties & (torch.cumsum(ties, dim=0) <= missing))
-    return keep.reshape(scores.shape)
+    return above | (ties & (torch.cumsum(ties, dim=0) <= missing))
+
+
+def _bracketed_topk_mask(flat: Tensor, k: int) -> Tensor | None:
+    """Exact top-k on the CPU without a full selection.
+
+    ``kthvalue`` over millions of entries is slow on the CPU, so a fixed-seed sample brackets
+    the k-th largest value in ``[low, high]``; everything above ``high`` is kept, and only the
+    few entries inside the bracket are sorted to fill the rest. Returns ``None`` when the
+    bracket misses (rarely), for the caller to use the full selection.
+    """
+    total = flat.numel()
+    generator = torch.Generator().manual_seed(total)
+    sample = flat[torch.randint(total, (_SAMPLE,), generator=generator)]
+    position = (total - k) / total * _SAMPLE
+    margin = 4.0 * (_SAMPLE * k / total * (1.0 - k / total)) ** 0.5 + 8.0  # 4 sigma of the sample count
+    low = torch.kthvalue(sample, max(int(position - margin), 1)).values
+    high = torch.kthvalue(sample, min(int(position + margin), _SAMPLE)).values
+    keep = flat > high
+    missing = k - int(torch.count_nonzero(keep))
+    band_index = torch.nonzero((flat >= low) ^ keep).squeeze(1)  # low <= value <= high
+    if not 0 < missing <= band_index.numel():
+        return None
+    keep[band_index[_threshold_topk_mask(flat[band_index], missing)]] = True
+    return keep
 
 
 def _group_scores(w: Tensor, kind: str) -> Tensor:

@@ -110,3 +110,18 @@ def test_scheme_parse():
         Scheme.parse("blocks")
     with pytest.raises(ConfigError, match="0 < N < M"):
         Scheme.parse("4:2")
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_sampled_cpu_selection_equals_sort_on_large_tensors(ties):
+    """Tensors above the sampling size go through the bracketed selection; it must stay exact."""
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(300_000, generator=g)
+    if ties:
+        w = torch.randint(0, 50, (300_000,), generator=g).float()
+    for k in (1, 30_000, 150_001, 299_999):
+        mask = topk_mask(w.abs(), k)
+        order = torch.sort(w.abs(), descending=True, stable=True).indices[:k]
+        expected = torch.zeros(300_000, dtype=torch.bool)
+        expected[order] = True
+        assert torch.equal(mask, expected)
