@@ -16,7 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .errors import ConfigError, exit_on_user_error
-from .pipeline import PruningRecipe, run_pipeline
+from .grid import run_grid
+from .pipeline import PruningRecipe
 
 
 class DigitsTask:
@@ -84,16 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--retrain-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the runs' last checkpoints")
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.rate < 1:
         raise ConfigError(f"--rate {args.rate} must be >= 1")
     task = DigitsTask()
     sparsity = {"target_rate": args.rate, "include": ["0.weight", "2.weight"]}
-    rows = []
-    for method in ("slr", "admm"):
-        recipe = PruningRecipe(method=method, sparsity=sparsity, epochs=args.epochs, retrain_epochs=args.retrain_epochs, seed=args.seed)
-        results = run_pipeline(task, recipe, args.out / method)
-        rows.append(results)
+    recipes = [(method, PruningRecipe(method=method, sparsity=sparsity, epochs=args.epochs, retrain_epochs=args.retrain_epochs, seed=args.seed))
+               for method in ("slr", "admm")]
+    rows = run_grid(lambda recipe: task, recipes, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"\nSLR vs ADMM, MLP on digits, {args.rate}x over the hidden layers (accuracy %, test split of 397 images)")
     print(f"{'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} {'retrained':>10} {'rate':>7}")
     for r in rows:

@@ -6,6 +6,7 @@ same numbers; the results file is written once, atomically, at the end.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,14 +18,18 @@ import torch
 from torch import nn
 
 from . import build_pruner
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
 from .pruner import as_sparsity_config
 from .results import SCHEMA_VERSION, atomic_torch_save, code_version, write_results
 from .run_log import RunLogger
 from .stats import compression_stats
 
-__all__ = ["Task", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["TrainingDiverged", "Task", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite."""
 
 
 class Task(Protocol):
@@ -137,6 +142,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every")}
     pruner = build_pruner(recipe.method, model, recipe.sparsity, **hyper)
     optimizer, scheduler = task.build_optimizer(model, "prune")
+    pruner.attach(optimizer)
     state: dict[str, Any] = {"stage": "prune", "epoch": 0, "history": [], "metrics": {}, "elapsed": 0.0}
     masks: Masks | None = None
 
@@ -188,6 +194,11 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         while state["epoch"] < total:
             epoch = state["epoch"]
             loss = task.train_one_epoch(model, optimizer, epoch, stage)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho, "
+                    f"or --resume from the last good checkpoint in {out_dir}"
+                )
             record = pruner.update(loss) if stage == "prune" else None
             if scheduler is not None:
                 scheduler.step()

@@ -73,3 +73,25 @@ def test_user_error_is_one_line_and_exit_code_2():
     proc = subprocess.run([sys.executable, "-m", "core.demo", "--rate", "0.5"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --rate 0.5 must be >= 1"]
+
+
+def test_pipeline_applies_the_penalty_during_training(tmp_path):
+    """The W step must feel rho (W - Z + U): a strong rho ends far closer to Z than a negligible one."""
+    final = {}
+    for rho in (1e-6, 2.0):
+        results = run_pipeline(small_task(), recipe("admm", rho=rho), tmp_path / str(rho), progress=False)
+        final[rho] = results["pruner_history"][-1]["violation"]
+    assert final[2.0] < 0.3 * final[1e-6]
+
+
+def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
+    class Diverging(DigitsTask):
+        def train_one_epoch(self, model, optimizer, epoch, stage):
+            super().train_one_epoch(model, optimizer, epoch, stage)
+            return float("nan") if epoch == 1 else 1.0
+
+    from core.pipeline import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="training loss is nan in prune epoch 1"):
+        run_pipeline(Diverging(dense_epochs=1), recipe(), tmp_path, progress=False)
+    assert not (tmp_path / "results.json").exists()
