@@ -10,18 +10,27 @@ export SLR_DATA_ROOT ?= $(SAMPLE_DATA)
 RUNS ?= runs/$(PROFILE)
 FIGURES ?= $(RUNS)/figures
 
+# Every target runs in the project's virtual environment, built before anything else runs
+# (make remakes an included makefile first). Give PY=/path/to/python to use another one.
+INSTALLED := $(VENV)/.installed.mk
+ifeq ($(origin PY),file)
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+-include $(INSTALLED)
+endif
+endif
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	echo "# $(VENV) holds requirements.txt and requirements-dev.txt" > $@
+
 # each task folder adds its targets and appends to DEMO_TARGETS in its targets.mk
 DEMO_TARGETS :=
 -include classification/targets.mk detection_yolo/targets.mk pointpillars_kitti/targets.mk lane_tusimple/targets.mk
 
 .PHONY: install test demo core-demo bench clean
 
-install: $(VENV)/.installed
-
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
-	touch $@
+install: $(INSTALLED)
 
 test: install
 	$(PY) -m pytest -q tests
