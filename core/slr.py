@@ -75,9 +75,9 @@ class SLR(DualPruner):
         Z = self._projected(self.dual, 1.0 / self.rho)  # eq. (10): Z^k = Proj(W^k + Lambda^k / rho)
         gap = torch._foreach_sub(W, Z)  # W^k - Z^k
         gap_prev = torch._foreach_sub(self.W_prev, self.Z)  # W^{k-1} - Z^{k-1}
-        sq, inner = squared_norms_and_inner(gap + gap_prev, self.dual + self.dual)
-        n = len(W)
-        record = self._multiplier_step(loss, gap, sq[:n], sq[n:], inner[:n], inner[n:])
+        sq, inner = squared_norms_and_inner(gap, self.dual)  # ||W^k - Z^k||^2, <Lambda^k, W^k - Z^k>
+        sq_prev, inner_prev = squared_norms_and_inner(gap_prev, self.dual)  # the same at (W^{k-1}, Z^{k-1})
+        record = self._multiplier_step(loss, gap, sq, sq_prev, inner, inner_prev)
         torch._foreach_copy_(self.W_prev, W)
         self.Z = Z
         if loss is not None:
