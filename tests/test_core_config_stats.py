@@ -108,3 +108,14 @@ def test_compression_stats_hand_counted():
     assert stats.whole_model_rate == pytest.approx(13 / 5)
     assert [(r["name"], r["nonzero"], r["rate"]) for r in stats.per_layer] == [("0.weight", 2, 4.0), ("1.weight", 1, 2.0)]
     assert "whole model" in stats.table()
+
+
+def test_yaml_reads_scientific_floats_and_n_m_strings(tmp_path):
+    from core.config import parse_yaml
+
+    data = parse_yaml("lr: 2e-3\ns0: 1.0e-4\nepochs: 40\nscheme: 2:4\nrate: 8.71\n")
+    assert data == {"lr": 0.002, "s0": 0.0001, "epochs": 40, "scheme": "2:4", "rate": 8.71}
+    assert isinstance(data["epochs"], int)
+    assert apply_overrides({}, ["optim.lr=1e-4"])["optim"]["lr"] == 1e-4
+    layers = SparsityConfig.from_yaml(write(tmp_path, "scheme: 2:4\nprune_ratios:\n  3.weight: {}\n")).resolve(model())
+    assert str(layers[0].scheme) == "2:4"
