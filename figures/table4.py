@@ -1,0 +1,62 @@
+"""Table 4: UFLD on TuSimple, SLR vs ADMM at 1.82x, 2.54x and 4.21x, beside the paper's numbers.
+
+    python -m figures.table4 --runs runs/smoke/lane_tusimple --out runs/smoke/figures
+
+Reads the ``results.json`` files of ``python -m lane_tusimple`` only; writes ``table4.md`` and
+``table4.tex``. Accuracy is the official TuSimple accuracy (%) after SLR/ADMM training, after
+hard-pruning and after masked retraining; several seeds give mean ± std.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.errors import DataError, exit_on_user_error
+
+from .common import collect_results, mean_std, metric, paper_numbers, write_table
+
+STAGES = ("after_training", "after_hard_pruning", "after_retraining")
+COLUMNS = ["Rate", "Method", "Ours: trained", "Ours: hard-pruned", "Ours: retrained", "Achieved rate", "Dense (ours)",
+           "Paper: trained", "Paper: hard-pruned", "Paper: retrained"]
+
+
+def table4_rows(results: list[dict], paper: dict) -> list[list[str]]:
+    """One row per (rate, method): our numbers (mean ± std over seeds) and the paper's."""
+    paper_by_key = {(float(r["rate"]), r["method"]): r for r in paper["rows"]}
+    groups: dict[tuple[float, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((float(r["target_compression"]), r["method"]), []).append(r)
+    keys = sorted(set(groups) | set(paper_by_key), key=lambda k: (k[0], k[1] != "admm"))
+    rows = []
+    for rate, method in keys:
+        runs = groups.get((rate, method), [])
+        ours = [mean_std([metric(r, stage) for r in runs]) for stage in STAGES]
+        achieved = mean_std([r["achieved_compression"]["pruned_layers"] for r in runs])
+        dense = mean_std([metric(r, "dense") for r in runs])
+        p = paper_by_key.get((rate, method))
+        theirs = [f"{p[stage]:.2f}" if p else "-" for stage in STAGES]
+        rows.append([f"{rate:g}×", method.upper(), *ours, f"{achieved}×" if runs else "-", dense, *theirs])
+    return rows
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding the lane_tusimple runs")
+    parser.add_argument("--out", type=Path, required=True, help="folder for table4.md and table4.tex")
+    args = parser.parse_args(argv)
+    results = collect_results(args.runs, task="lane_tusimple")
+    if not results:
+        raise DataError(f"no lane_tusimple results under {args.runs}; run `make table4` (python -m lane_tusimple) first")
+    profiles = sorted({r["profile"] for r in results})
+    datasets = sorted({r["dataset"] for r in results})
+    models = sorted({r["model"] for r in results})
+    caption = (f"Table 4: TuSimple accuracy (%) of {', '.join(models)} on {', '.join(datasets)} (profile {', '.join(profiles)}); "
+               "ours from results files, the paper's (UFLD ResNet-18, real TuSimple, 40 + 3 epochs) labelled Paper")
+    path = write_table(args.out, "table4", COLUMNS, table4_rows(results, paper_numbers("table4")), caption)
+    print(path.read_text())
+    return path
+
+
+if __name__ == "__main__":
+    main()
