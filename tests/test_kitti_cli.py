@@ -1,0 +1,46 @@
+"""``python -m pointpillars_kitti``: user errors exit with one line, a tiny smoke run writes a results file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pointpillars_kitti.__main__ import main
+
+
+def test_paper_profile_without_data_root_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("DATA_ROOT", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["--profile", "paper", "--out", str(tmp_path / "runs")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no data root") and "--data-root" in err and "\n" not in err
+
+
+def test_missing_split_file_and_unknown_source_are_user_errors(monkeypatch, capsys, tmp_path):
+    (tmp_path / "kitti" / "training" / "velodyne").mkdir(parents=True)
+    monkeypatch.setenv("DATA_ROOT", str(tmp_path / "kitti"))
+    with pytest.raises(SystemExit) as exc:
+        main(["--profile", "paper", "--out", str(tmp_path / "runs")])
+    assert exc.value.code == 2 and "dense_checkpoint" in capsys.readouterr().err  # the paper profile needs a dense model
+    with pytest.raises(SystemExit) as exc:
+        main(["--profile", "paper", "--out", str(tmp_path / "runs"), "--set", "dense_epochs=1"])
+    assert exc.value.code == 2 and "ImageSets/train.txt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "runs"), "--set", "data.source=nuscenes"])
+    assert exc.value.code == 2 and "data.source" in capsys.readouterr().err
+
+
+def test_tiny_smoke_run_writes_a_results_file(tmp_path, capsys):
+    out = tmp_path / "runs"
+    main(["--out", str(out), "--method", "slr", "--no-progress", "--threads", "1",
+          "--set", "compression_rates=[4.874]", "--set", "dense_epochs=1", "--set", "epochs=1", "--set", "retrain_epochs=1",
+          "--set", "data.num_train_scenes=2", "--set", "data.num_eval_scenes=1"])
+    results = json.loads((out / "slr_4.874x_seed0" / "results.json").read_text())
+    assert results["task"] == "pointpillars_kitti" and results["dataset"] == "synthetic-kitti"
+    assert results["primary_metric"] == "3d_iou05_R11_mAP_moderate"
+    assert results["achieved_compression"]["pruned_layers"] == pytest.approx(4.874, rel=0.01)
+    for stage in ("dense", "after_training", "after_hard_pruning", "after_retraining"):
+        assert "bev_official_R40_mAP_easy" in results["metrics"][stage]
+    assert (out / "synthetic_kitti" / "ImageSets" / "val.txt").read_text() == "000002\n"
+    assert "slr 4.874x" in capsys.readouterr().out
