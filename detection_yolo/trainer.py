@@ -1,0 +1,284 @@
+"""SLR and ADMM inside Ultralytics' own detection trainer.
+
+Ultralytics' ``optimizer_step`` unscales, clips and steps in one method and no callback sees
+the gradients, so the trainers here override it: the relaxation gradient (SLR or ADMM) is added
+to the unscaled gradients before clipping. Everything else is Ultralytics' loop, with its
+callbacks used for the per-epoch Z / multiplier update and for recording metrics.
+
+Three stages, one trainer class each (importable, so Ultralytics can re-create them by module
+path in its DDP workers; their :class:`StageSpec` travels in the trainer's callbacks, which
+Ultralytics pickles for the workers):
+
+* :class:`DenseTrainer`: plain training, metrics recorded per epoch;
+* :class:`PruneTrainer`: SLR or ADMM training, then hard-pruning of the model and of the EMA copy
+  that Ultralytics validates and saves (``weights/pruned.pt``, ``weights/masks.pt``);
+* :class:`MaskedRetrainTrainer`: masked retraining from ``pruned.pt``; pruned weights stay
+  exactly zero in the model, the optimizer state and the EMA copy.
+
+Each stage writes ``stage.json`` (per-epoch rows, pruner history, metrics) in its save folder.
+"""
+from __future__ import annotations
+
+import json
+from copy import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, RANK, callbacks
+from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
+
+from core import Masks, build_pruner, compression_stats
+from core.errors import ConfigError
+from core.pipeline import _metric_row as history_row  # the per-epoch row of core's results schema
+from core.results import atomic_torch_save, atomic_write
+
+from .ultralytics_env import restore_threads
+
+__all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "SPEC_KEY", "MAX_GRAD_NORM"]
+
+SPEC_KEY = "slr_stage_spec"  # callbacks entry that carries the spec (never run as an event)
+MAX_GRAD_NORM = 10.0  # Ultralytics' gradient clipping norm
+
+
+@dataclass
+class StageSpec:
+    """What one stage does beyond Ultralytics' own training (picklable, for DDP workers)."""
+
+    stage: str = "dense"  # dense | prune | retrain
+    method: str | None = None  # prune: slr | admm
+    sparsity: dict[str, Any] | None = None  # prune: the core SparsityConfig in dict form
+    hyper: dict[str, float] = field(default_factory=dict)  # prune: rho, s0, M, r
+    masks: str | None = None  # retrain: masks.pt written by hard-pruning
+    threads: int = 0  # CPU threads to restore after Ultralytics sets its own (0: leave)
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("dense", "prune", "retrain"):
+            raise ConfigError(f"unknown stage '{self.stage}'; use dense, prune or retrain")
+        if self.stage == "prune" and (self.method is None or self.sparsity is None):
+            raise ConfigError("the prune stage needs a method (slr or admm) and a sparsity config")
+
+    def __call__(self, trainer) -> None:
+        """No-op: the spec sits in the callbacks only to travel with them."""
+
+
+def detection_metrics(metrics: dict[str, Any] | None) -> dict[str, float] | None:
+    """Ultralytics' validation metrics as percentages: ``mAP50``, ``mAP50-95``, ``precision``, ``recall``."""
+    if not metrics or "metrics/mAP50(B)" not in metrics:
+        return None
+    keys = {"mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)", "precision": "metrics/precision(B)", "recall": "metrics/recall(B)"}
+    return {name: float(metrics[key]) * 100 for name, key in keys.items() if key in metrics}
+
+
+def _on_train_epoch_end(trainer) -> None:
+    trainer.end_train_epoch()
+
+
+def _on_fit_epoch_end(trainer) -> None:
+    trainer.end_fit_epoch()
+
+
+def _offline_check_amp(check_amp):
+    """Ultralytics' AMP check where its reference model is on disk; otherwise AMP stays on unchecked
+    (the check would download ``yolo26n.pt``)."""
+
+    def check(model) -> bool:
+        from ultralytics.utils import WEIGHTS_DIR
+
+        return check_amp(model) if (Path(WEIGHTS_DIR) / "yolo26n.pt").is_file() else True
+
+    return check
+
+
+class _StageTrainer(DetectionTrainer):
+    """Ultralytics' detection trainer with the stage's extra work around each step and epoch."""
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None, spec: StageSpec | None = None):
+        carried = copy(_callbacks) if _callbacks else callbacks.get_default_callbacks()
+        if spec is not None:
+            carried[SPEC_KEY] = [spec]
+        if not carried.get(SPEC_KEY):
+            raise ConfigError(f"{type(self).__name__} needs a StageSpec (spec=...)")
+        super().__init__(cfg, overrides, carried)
+        self.spec: StageSpec = self.callbacks[SPEC_KEY][0]
+        restore_threads(self.spec.threads)
+        self.rows: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {"stage": self.spec.stage, "method": self.spec.method, "metrics": {}}
+        self._epoch_row: dict[str, Any] | None = None
+
+    # set-up ---------------------------------------------------------------------------------
+    def _setup_train(self):
+        import ultralytics.engine.trainer as engine
+
+        check_amp = engine.check_amp
+        engine.check_amp = _offline_check_amp(check_amp)  # its reference model would be downloaded
+        try:
+            super()._setup_train()
+        finally:
+            engine.check_amp = check_amp
+        restore_threads(self.spec.threads)  # select_device() reset it
+        self.add_callback("on_train_epoch_end", _on_train_epoch_end)
+        self.add_callback("on_fit_epoch_end", _on_fit_epoch_end)
+        self.setup_stage()
+
+    def setup_stage(self) -> None:
+        """Stage-specific set-up once the model, optimizer and EMA exist."""
+
+    # the step -------------------------------------------------------------------------------
+    def optimizer_step(self):
+        """Unscale, stage gradient work, clip, step, EMA update (Ultralytics' order plus the hooks)."""
+        self.scaler.unscale_(self.optimizer)
+        self.before_clip()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=MAX_GRAD_NORM)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema:
+            self.ema.update(self.model)
+            self.after_ema_update()
+
+    def before_clip(self) -> None:
+        """Work on the unscaled gradients before clipping."""
+
+    def after_ema_update(self) -> None:
+        """Work on the EMA copy after it followed the model."""
+
+    # the epoch ------------------------------------------------------------------------------
+    def epoch_loss(self) -> float:
+        """Mean training loss of the epoch (box + cls + dfl, no penalty)."""
+        return float(sum(float(v) for v in self.tloss.values())) if self.tloss else float("nan")
+
+    def end_train_epoch(self) -> None:
+        """Called on every rank after the epoch's last step, before validation."""
+        self._epoch_row = history_row(self.spec.stage, self.epoch, self.epoch_loss(), None, None)
+
+    def end_fit_epoch(self) -> None:
+        """Called after validation and saving; records the epoch and writes ``stage.json``."""
+        if self._epoch_row is None:
+            return
+        self._epoch_row["metrics"] = detection_metrics(self.metrics) if self.args.val or self.epoch + 1 >= self.epochs else None
+        self.rows.append(self._epoch_row)
+        self._epoch_row = None
+        self.write_summary()
+
+    def final_eval(self):
+        """The last epoch's metrics stand for the stage (Ultralytics would re-validate best.pt)."""
+        last = next((r["metrics"] for r in reversed(self.rows) if r["metrics"]), None)
+        self.summary["metrics"]["final"] = last
+        self.finish_stage()
+        if RANK in {-1, 0} and self.last.exists():
+            strip_optimizer(self.last)
+        self.write_summary()
+
+    def finish_stage(self) -> None:
+        """Stage-specific work after the last epoch."""
+
+    def write_summary(self) -> None:
+        if RANK not in {-1, 0}:
+            return
+        data = {**self.summary, "history": self.rows, "spec": asdict(self.spec), "save_dir": str(self.save_dir)}
+        text = json.dumps(data, indent=2, default=_json_default)
+        atomic_write(self.save_dir / "stage.json", lambda f: f.write(text + "\n"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+class DenseTrainer(_StageTrainer):
+    """Plain Ultralytics training with per-epoch metrics in ``stage.json``."""
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None, spec: StageSpec | None = None):
+        if spec is None and not (_callbacks and _callbacks.get(SPEC_KEY)):
+            spec = StageSpec("dense")
+        super().__init__(cfg, overrides, _callbacks, spec)
+
+
+class PruneTrainer(_StageTrainer):
+    """SLR or ADMM training in Ultralytics' loop, then hard-pruning.
+
+    The penalty gradient is added to the unscaled gradients of the pruned weights at every
+    step; Z and the multipliers are updated once per epoch with the epoch's mean loss. After the
+    last epoch the model is hard-pruned, the same masks are applied to the EMA copy, which is
+    validated and saved as ``weights/pruned.pt`` (masks in ``weights/masks.pt``).
+    """
+
+    pruner = None
+    masks: Masks | None = None
+
+    @property
+    def pruner_state_path(self) -> Path:
+        return self.save_dir / "pruner_state.pt"
+
+    def setup_stage(self) -> None:
+        self.pruner = build_pruner(self.spec.method, unwrap_model(self.model), self.spec.sparsity, **self.spec.hyper)
+        if self.args.resume and self.pruner_state_path.is_file():
+            self.pruner.load_state_dict(torch.load(self.pruner_state_path, map_location="cpu", weights_only=False))
+        self.summary["pruned_layers"] = list(self.pruner.names)
+
+    def before_clip(self) -> None:
+        self.pruner.add_penalty_grad()
+
+    def end_train_epoch(self) -> None:
+        super().end_train_epoch()
+        record = self.pruner.update(self._epoch_row["loss"])  # all ranks: the loss is averaged over them
+        self._epoch_row = history_row(self.spec.stage, self.epoch, self._epoch_row["loss"], None, record)
+        if RANK in {-1, 0}:
+            atomic_torch_save(self.pruner.state_dict(), self.pruner_state_path)
+
+    def finish_stage(self) -> None:
+        self.summary["metrics"]["after_training"] = self.summary["metrics"]["final"]
+        self.masks = self.pruner.hard_prune()
+        self.masks.apply_(self.ema.ema)
+        metrics, self.fitness = self.validate()
+        self.summary["metrics"]["after_hard_pruning"] = detection_metrics(metrics)
+        self.summary["pruner_history"] = self.pruner.history
+        stats = compression_stats(self.ema.ema, self.pruner.names)
+        self.summary["compression"] = {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate}
+        if RANK in {-1, 0}:
+            self.metrics = metrics or self.metrics
+            trained_last, trained_best = self.last, self.best
+            pruned = self.wdir / "pruned.pt"
+            self.last = self.best = pruned  # save_model() writes the (masked) EMA copy here
+            self.best_fitness = self.fitness
+            self.save_model()
+            strip_optimizer(pruned)
+            self.last, self.best = trained_last, trained_best
+            atomic_torch_save(self.masks.state_dict(), self.wdir / "masks.pt")
+            self.summary["checkpoints"] = {"trained": str(trained_last), "pruned": str(pruned), "masks": str(self.wdir / "masks.pt")}
+
+
+class MaskedRetrainTrainer(_StageTrainer):
+    """Masked retraining from a hard-pruned checkpoint: pruned weights stay exactly zero in the
+    model, in the optimizer state and in the EMA copy that Ultralytics validates and saves."""
+
+    masks: Masks | None = None
+
+    def setup_stage(self) -> None:
+        model = unwrap_model(self.model)
+        if self.spec.masks:
+            self.masks = Masks.from_state_dict(model, torch.load(self.spec.masks, map_location="cpu", weights_only=True))
+        else:  # no saved masks: the zeros of the loaded weights are the pruned entries
+            names = [n for n, p in model.named_parameters() if p.dim() == 4 and bool((p == 0).any())]
+            self.masks = Masks.from_model(model, names)
+        self.masks.attach(self.optimizer)  # masks weights and optimizer state after every step
+        self.masks.apply_(self.ema.ema)
+        self.summary["pruned_layers"] = list(self.masks.names)
+
+    def before_clip(self) -> None:
+        self.masks.mask_grads_()  # so that clipping sees only the kept weights' gradients
+
+    def after_ema_update(self) -> None:
+        self.masks.apply_(self.ema.ema)
+
+    def finish_stage(self) -> None:
+        self.summary["metrics"]["after_retraining"] = self.summary["metrics"]["final"]
+        stats = compression_stats(self.ema.ema, self.masks.names)
+        self.summary["compression"] = {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate}
+        self.summary["checkpoints"] = {"retrained": str(self.last)}
