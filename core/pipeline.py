@@ -21,11 +21,11 @@ from . import build_pruner
 from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
 from .pruner import as_sparsity_config
-from .results import SCHEMA_VERSION, atomic_torch_save, code_version, write_results
+from .results import atomic_torch_save, build_results, write_results
 from .run_log import RunLogger
 from .stats import compression_stats
 
-__all__ = ["TrainingDiverged", "Task", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["TrainingDiverged", "Task", "history_row", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
 
 
 class TrainingDiverged(UserError):
@@ -115,7 +115,8 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-def _metric_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None) -> dict[str, Any]:
+def history_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One per-epoch row of a results file's ``history``: loss, metrics and the pruner's record."""
     row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss, "metrics": dict(metrics) if metrics else None}
     if record:
         row.update({k: record[k] for k in ("mixed_loss", "violation", "condition", "alpha") if k in record})
@@ -204,7 +205,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
                 scheduler.step()
             last = epoch + 1 == total
             metrics = task.evaluate(model) if last or (epoch + 1) % recipe.eval_every == 0 else None
-            state["history"].append(_metric_row(stage, epoch, loss, metrics, record))
+            state["history"].append(history_row(stage, epoch, loss, metrics, record))
             state["epoch"] = epoch + 1
             logger.log(state["history"], len(state["history"]))
             if bar is not None:
@@ -237,25 +238,12 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
 
     stats = compression_stats(model, pruner.names)
     state["elapsed"] += time.time() - started_segment[0]
-    results = {
-        "schema_version": SCHEMA_VERSION,
-        "task": task.task,
-        "model": task.model_name,
-        "dataset": task.dataset_name,
-        "method": recipe.method.lower(),
-        "profile": recipe.profile,
-        "seed": recipe.seed,
-        "target_compression": recipe.sparsity.target_rate,
-        "achieved_compression": {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate},
-        "primary_metric": task.primary_metric,
-        "metrics": state["metrics"],
-        "history": state["history"],
-        "pruner_history": pruner.history,
-        "per_layer": stats.per_layer,
-        "config": {"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()},
-        "wall_time_s": state["elapsed"],
-        "code_version": code_version(),
-    }
+    results = build_results(
+        task=task.task, model=task.model_name, dataset=task.dataset_name, method=recipe.method, profile=recipe.profile,
+        seed=recipe.seed, target_compression=recipe.sparsity.target_rate, stats=stats, primary_metric=task.primary_metric,
+        metrics=state["metrics"], history=state["history"], pruner_history=pruner.history,
+        config={"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()}, wall_time_s=state["elapsed"],
+    )
     write_results(out_dir / "results.json", results)
     return results
 

@@ -13,7 +13,7 @@ import torch
 
 from .errors import DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +36,34 @@ REQUIRED_KEYS: dict[str, str] = {
     "wall_time_s": "seconds of the whole run",
     "code_version": "git commit of the code (with -dirty when modified)",
 }
+
+
+def build_results(*, task: str, model: str, dataset: str, method: str, profile: str, seed: int,
+                  target_compression: float | None, stats: Any, primary_metric: str, metrics: Mapping[str, Any],
+                  history: list, pruner_history: list, config: Mapping[str, Any], wall_time_s: float,
+                  **extra: Any) -> dict[str, Any]:
+    """A results record with every required key; ``stats`` is a :class:`core.stats.CompressionStats`
+    of the final model, ``extra`` adds task-specific keys."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "task": task,
+        "model": model,
+        "dataset": dataset,
+        "method": method.lower(),
+        "profile": profile,
+        "seed": seed,
+        "target_compression": target_compression,
+        "achieved_compression": {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate},
+        "primary_metric": primary_metric,
+        "metrics": dict(metrics),
+        "history": list(history),
+        "pruner_history": list(pruner_history),
+        "per_layer": stats.per_layer,
+        "config": dict(config),
+        "wall_time_s": wall_time_s,
+        "code_version": code_version(),
+        **extra,
+    }
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:

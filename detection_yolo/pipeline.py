@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from core.errors import ConfigError, DataError
 from core.grid import run_name
 from core.pipeline import PruningRecipe
-from core.results import SCHEMA_VERSION, code_version, read_results, write_results
+from core.results import build_results, read_results, write_results
 from core.run_log import RunLogger
 
 from .data import check_data_yaml, coco128_data_yaml, generate_shapes_dataset
@@ -204,28 +204,16 @@ def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, see
     logger.close()
 
     stats = compression_stats(YOLO(str(final_weights)).model, prune_stage["pruned_layers"])
-    results = {
-        "schema_version": SCHEMA_VERSION,
-        "task": TASK,
-        "model": run.model,
-        "dataset": str(config.get("dataset", data_yaml.stem)),
-        "method": method,
-        "profile": str(config.get("profile", "smoke")),
-        "seed": seed,
-        "target_compression": run.rate,
-        "achieved_compression": {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate},
-        "primary_metric": PRIMARY_METRIC,
-        "metrics": metrics,
-        "history": history,
-        "pruner_history": prune_stage.get("pruner_history", []),
-        "per_layer": stats.per_layer,
-        "config": {"recipe": recipe.as_dict(), "task": {**dict(config), "run": vars(run), "data_yaml": str(data_yaml),
-                                                        "dense": {"weights": str(dense_weights), **{k: v for k, v in dense_info.items() if k != "history"}}}},
-        "checkpoints": {"pruned": str(prune_dir / "weights" / "pruned.pt"), "final": str(final_weights)},
-        "heatmaps": str(snapshots),
-        "wall_time_s": time.time() - started,
-        "code_version": code_version(),
-    }
+    results = build_results(
+        task=TASK, model=run.model, dataset=str(config.get("dataset", data_yaml.stem)), method=method,
+        profile=str(config.get("profile", "smoke")), seed=seed, target_compression=run.rate, stats=stats,
+        primary_metric=PRIMARY_METRIC, metrics=metrics, history=history, pruner_history=prune_stage.get("pruner_history", []),
+        config={"recipe": recipe.as_dict(), "task": {**dict(config), "run": vars(run), "data_yaml": str(data_yaml),
+                                                     "dense": {"weights": str(dense_weights), **{k: v for k, v in dense_info.items() if k != "history"}}}},
+        wall_time_s=time.time() - started,
+        checkpoints={"pruned": str(prune_dir / "weights" / "pruned.pt"), "final": str(final_weights)},
+        heatmaps=str(snapshots),
+    )
     write_results(out_dir / "results.json", results)
     return results
 

@@ -32,7 +32,7 @@ from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
 from core import Masks, build_pruner, compression_stats
 from core.errors import ConfigError
-from core.pipeline import _metric_row as history_row  # the per-epoch row of core's results schema
+from core.pipeline import history_row
 from core.results import atomic_torch_save, atomic_write
 
 from .ultralytics_env import restore_threads
