@@ -1,0 +1,104 @@
+"""Run a table's grid of SLR / ADMM pruning runs on image classification.
+
+    python -m classification --table table1 [--profile smoke|paper] [--data-root PATH]
+        [--experiment r18_cifar] [--method slr|admm|both] [--seed 0 --seed 1]
+        [--dense-checkpoint dense.pt] [--set pruning.epochs=5] [--out runs/smoke/classification/table1]
+
+Each run writes ``<out>/<experiment>/<method>_<rate>x[_<sweep>]_seed<seed>/results.json``;
+``figures/tableN.py`` turns them into the table. ``--set`` overrides apply to every selected
+experiment (keys as in the config's ``defaults``, e.g. ``batch_size=64``, ``data.train_subset=5000``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from core.cli import add_common_args, methods_from_arg, resolve_data_root
+from core.errors import ConfigError, exit_on_user_error
+from core.grid import run_grid
+
+from .data import load_data
+from .experiments import CONFIG_DIR, Experiment, expand_runs, load_table
+from .task import ClassificationTask
+
+
+def _data_path(settings: dict, data_root: Path | None) -> Path | None:
+    """``data.root`` when set, else ``data_root/<data.subdir>`` when that exists, else ``data_root``."""
+    data = settings["data"]
+    if data.get("root"):
+        return Path(data["root"])
+    if data_root is None:
+        return None
+    sub = data.get("subdir")
+    return data_root / sub if sub and (data_root / sub).is_dir() else data_root
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m classification", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", default="table1",
+                        help=f"a config name in {CONFIG_DIR.relative_to(CONFIG_DIR.parent.parent)} (table1, table5, ...) or a YAML path")
+    add_common_args(parser)
+    parser.add_argument("--experiment", action="append", default=None, help="run only this experiment of the table (repeatable)")
+    parser.add_argument("--dense-checkpoint", type=Path, default=None, help="dense model weights to prune (skips dense training)")
+    parser.add_argument("--dense-dir", type=Path, default=None, help="cache of trained dense models (default: <out>/../dense)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's threads, else torch's default)")
+    parser.add_argument("--list", action="store_true", help="print the runs the table would make and exit")
+    return parser.parse_args(argv)
+
+
+def _data_key(settings: dict, path: Path | None) -> str:
+    return repr((sorted(settings["data"].items()), str(path)))
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    table, experiments = load_table(args.table, args.profile, args.overrides, args.experiment)
+    threads = args.threads if args.threads is not None else experiments[0].settings.get("threads")
+    if threads is not None:
+        if int(threads) < 1:
+            raise ConfigError(f"threads = {threads} must be >= 1")
+        torch.set_num_threads(int(threads))
+    out = args.out or Path("runs") / args.profile / "classification" / table
+    dense_dir = args.dense_dir or out.parent / "dense"
+    methods = methods_from_arg(args.method) if args.method != "both" else None
+    plans: list[tuple[Experiment, list]] = [(e, expand_runs(e, methods, args.seed)) for e in experiments]
+    if args.list:
+        for experiment, runs in plans:
+            for name, _ in runs:
+                print(f"{out / experiment.name / name}")
+        return
+    needs_root = any(e.settings["data"]["name"] != "digits" and not e.settings["data"].get("root") for e in experiments)
+    data_root = resolve_data_root(args.data_root, f"{table}'s data sets", required=needs_root)
+    total = sum(len(runs) for _, runs in plans)
+    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}", file=sys.stderr)
+    started = time.time()
+    data_cache: dict[str, object] = {}
+    for experiment, runs in plans:
+        path = _data_path(experiment.settings, data_root)
+        key = _data_key(experiment.settings, path)
+        if key not in data_cache:
+            data_cache[key] = load_data(experiment.settings["data"], path)
+        data = data_cache[key]
+
+        def make_task(recipe, experiment=experiment, data=data):
+            return ClassificationTask(experiment.settings, data, dense_dir, args.dense_checkpoint, args.device,
+                                      progress=not args.no_progress)
+
+        results = run_grid(make_task, runs, out / experiment.name, resume=args.resume, progress=not args.no_progress)
+        for (name, _), r in zip(runs, results):
+            m, metric = r["metrics"], r["primary_metric"]
+            print(f"{experiment.name}/{name}: {metric} dense {m['dense'][metric]:.2f}  trained {m['after_training'][metric]:.2f}  "
+                  f"hard-pruned {m['after_hard_pruning'][metric]:.2f}  retrained {m['after_retraining'][metric]:.2f}  "
+                  f"rate {r['achieved_compression']['pruned_layers']:.2f}x", file=sys.stderr)
+    print(f"{table}: {total} run(s) done in {time.time() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+# classification: Tables 1, 5, 6, 7, 8 and Figures 1, 2, 5-11 (included by the top-level Makefile).
+# PROFILE=smoke (default): scikit-learn's digits, narrow models, a few minutes on CPU.
+# PROFILE=paper DATA_ROOT=/path (holding cifar10/ and imagenet/): the paper's settings.
+# Extra flags for `python -m classification`: CLS_ARGS='--resume --dense-checkpoint r18.pt'.
+CLS_RUNS ?= $(RUNS)/classification
+CLS_ARGS ?=
+CLS_SOURCES := $(wildcard classification/*.py)
+CLS_DATA_ARG = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+CLS_FIG = $(PY) -m figures.fig_classification
+
+.PHONY: table1 table5 table6 table7 table8 figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11 \
+        classification-figures table1-cpu figure1-cpu
+
+# one grid of runs per table; the stamp is renewed when the table's config or the code changes
+$(CLS_RUNS)/%/.done: classification/configs/%.yaml $(CLS_SOURCES)
+	$(PY) -m classification --table $* --profile $(PROFILE) --out $(CLS_RUNS)/$* $(CLS_DATA_ARG) $(CLS_ARGS)
+	touch $@
+
+table1 table5 table6 table7 table8: table%: $(CLS_RUNS)/table%/.done
+	$(PY) -m figures.table$* --runs $(CLS_RUNS)/table$* --out $(FIGURES)
+
+figure1: $(CLS_RUNS)/table7/.done
+	$(CLS_FIG) figure1 --runs $(CLS_RUNS)/table7 --out $(FIGURES)
+
+figure2 figure8 figure9 figure10 figure11: $(CLS_RUNS)/table1/.done
+	$(CLS_FIG) $@ --runs $(CLS_RUNS)/table1 --out $(FIGURES)
+
+figure5 figure6 figure7: $(CLS_RUNS)/table5/.done
+	$(CLS_FIG) $@ --runs $(CLS_RUNS)/table5 --out $(FIGURES)
+
+classification-figures: figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11
+
+# the CPU-scale real run: reduced-width ResNet-18 on a subset of CIFAR-10 (image folder or pickles),
+# SLR vs ADMM at 1.96x, 4.69x, 8.71x, two seeds. DATA_ROOT defaults to the shared sample data.
+CLS_CPU_RUNS ?= runs/cpu/classification/table1_cpu
+CLS_CPU_DATA ?= $(if $(DATA_ROOT),$(DATA_ROOT),$(SAMPLE_DATA))
+
+$(CLS_CPU_RUNS)/.done: classification/configs/table1_cpu.yaml $(CLS_SOURCES)
+	$(PY) -m classification --table table1_cpu --profile paper --out $(CLS_CPU_RUNS) --data-root $(CLS_CPU_DATA) $(CLS_ARGS)
+	touch $@
+
+table1-cpu: $(CLS_CPU_RUNS)/.done
+	$(PY) -m figures.table7 --runs $(CLS_CPU_RUNS) --out $(dir $(CLS_CPU_RUNS))figures --name table1_cpu
+	$(CLS_FIG) figure1 --runs $(CLS_CPU_RUNS) --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
+	$(CLS_FIG) figure2 --runs $(CLS_CPU_RUNS) --experiment r18_cifar --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
+
+DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2

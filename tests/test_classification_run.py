@@ -1,0 +1,89 @@
+"""Configs, the entry point and short end-to-end runs (digits; shared CIFAR-10 when present)."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from classification.__main__ import main
+from classification.data import load_data
+from classification.experiments import expand_runs, load_table
+from classification.task import ClassificationTask
+from core.grid import run_grid
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small ops on a shared CPU: one thread is far faster than two competing ones."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+TINY = ["model.width=0.0625", "dense.epochs=1", "pruning.epochs=2", "pruning.retrain_epochs=1", "batch_size=64"]
+
+
+def test_paper_protocol_in_the_configs():
+    _, experiments = load_table("table1", "paper")
+    by_name = {e.name: e.settings for e in experiments}
+    r18 = by_name["r18_cifar"]
+    assert (r18["optimizer"], r18["batch_size"], r18["rates"]) == ({"name": "adam", "lr": 0.01}, 128, [8.71])
+    assert r18["pruning"] == {"epochs": 40, "retrain_epochs": 5, "rho": 0.1, "s0": 1e-4, "M": 200, "r": 0.1}
+    assert r18["model"] == {"arch": "resnet18", "width": 1.0, "stem": "cifar", "pretrained": False}
+    r50in = by_name["r50_imagenet"]
+    assert r50in["pruning"]["epochs"] == 60 and r50in["primary_metric"] == "top5" and r50in["model"]["pretrained"]
+    assert r50in["optimizer"]["name"] == "sgd" and r50in["optimizer"]["lr"] == 1e-4 and r50in["batch_size"] == 256
+    assert [by_name[n]["rates"] for n in ("r50_cifar", "vgg16_cifar", "r18_imagenet")] == [[3.4], [3.08], [6.5]]
+    assert load_table("table7", "paper")[1][0].settings["rates"] == [1.96, 3.21, 4.69, 6.09, 8.71]
+    t8 = load_table("table8", "paper")[1][0].settings
+    assert t8["rates"] == [4.03, 6.5, 7.15] and t8["pruning"]["retrain_epochs"] == 3
+
+
+def test_ablation_grids():
+    runs5 = expand_runs(load_table("table5", "paper")[1][0])
+    assert {(r.rho, r.s0) for _, r in runs5} == {(rho, s0) for rho in (0.1, 0.01) for s0 in (1e-2, 1e-3, 1e-4, 1e-5)}
+    assert all(r.method == "slr" and r.epochs == 20 and r.retrain_epochs == 20 for _, r in runs5)
+    runs6 = expand_runs(load_table("table6", "paper")[1][0])
+    assert sorted((r.M, r.r) for _, r in runs6) == [(100, 0.1), (200, 0.05), (200, 0.1), (200, 0.2), (300, 0.1)]
+    assert len({name for name, _ in runs6}) == 5
+
+
+def test_tiny_run_on_digits_reuses_the_dense_model(tmp_path):
+    _, (experiment,) = load_table("table7", "smoke", TINY + ["rates=[4]", "data.image_size=8", "data.train_size=256", "data.test_size=128"])
+    data = load_data(experiment.settings["data"], None)
+    runs = [(n, r) for n, r in expand_runs(experiment, ["slr"], [0])]
+    make = lambda recipe: ClassificationTask(experiment.settings, data, tmp_path / "dense", progress=False)  # noqa: E731
+    first = run_grid(make, runs, tmp_path / "a", progress=False)[0]
+    assert len(list((tmp_path / "dense").glob("*.pt"))) == 1
+    second = run_grid(make, runs, tmp_path / "b", progress=False)[0]  # dense model read from the cache
+    assert first["metrics"] == second["metrics"]  # training the dense model left the run's random state alone
+    assert abs(first["achieved_compression"]["pruned_layers"] - 4.0) < 0.01
+    assert set(first["metrics"]["after_retraining"]) == {"top1", "top5", "loss"}
+    assert first["config"]["task"]["experiment"] == "r18_cifar" and first["dataset"] == "sklearn-digits"
+
+
+def test_entry_point_user_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DATA_ROOT", raising=False)
+    with pytest.raises(SystemExit) as err:
+        main(["--table", "table7", "--profile", "paper", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "data root" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["--table", "no_such_table", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["--table", "table1", "--experiment", "r34_cifar", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "r18_cifar" in capsys.readouterr().err
+
+
+def test_short_run_on_shared_cifar10(tmp_path):
+    root = os.environ.get("SLR_DATA_ROOT")
+    if not root or not (Path(root) / "cifar10" / "train").is_dir():
+        pytest.skip("SLR_DATA_ROOT/cifar10 is absent; set SLR_DATA_ROOT to the shared sample data (../shared/data)")
+    main(["--table", "table1_cpu", "--profile", "paper", "--data-root", root, "--method", "admm", "--seed", "0",
+          "--out", str(tmp_path / "runs"), "--no-progress", "--threads", "1",
+          *sum((["--set", s] for s in TINY + ["rates=[4.69]", "data.train_subset=128", "data.test_subset=64"]), [])])
+    results = json.loads((tmp_path / "runs" / "r18_cifar" / "admm_4.69x_seed0" / "results.json").read_text())
+    assert results["dataset"] == "cifar10" and results["profile"] == "cpu"
+    assert results["config"]["task"]["num_train"] == 128 and results["config"]["task"]["num_test"] == 64
+    assert abs(results["achieved_compression"]["pruned_layers"] - 4.69) < 0.01
