@@ -136,7 +136,6 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
-    started = time.time()
     seed_everything(recipe.seed)
     model = task.build_model()
     seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded

@@ -87,7 +87,7 @@ def topk_mask(scores: Tensor, k: int) -> Tensor:
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
     keep = None
-    if flat.device.type == "cpu" and total > 8 * _SAMPLE:
+    if flat.device.type == "cpu" and total > 65536:
         keep = _bracketed_topk_mask(flat, k)
     if keep is None:
         keep = _threshold_topk_mask(flat, k)
@@ -112,12 +112,13 @@ def _bracketed_topk_mask(flat: Tensor, k: int) -> Tensor | None:
     bracket misses (rarely), for the caller to use the full selection.
     """
     total = flat.numel()
+    size = min(_SAMPLE, total // 4)
     generator = torch.Generator().manual_seed(total)
-    sample = flat[torch.randint(total, (_SAMPLE,), generator=generator)]
-    position = (total - k) / total * _SAMPLE
-    margin = 4.0 * (_SAMPLE * k / total * (1.0 - k / total)) ** 0.5 + 8.0  # 4 sigma of the sample count
+    sample = flat[torch.randint(total, (size,), generator=generator)]
+    position = (total - k) / total * size
+    margin = 4.0 * (size * k / total * (1.0 - k / total)) ** 0.5 + 8.0  # 4 sigma of the sample count
     low = torch.kthvalue(sample, max(int(position - margin), 1)).values
-    high = torch.kthvalue(sample, min(int(position + margin), _SAMPLE)).values
+    high = torch.kthvalue(sample, min(int(position + margin), size)).values
     keep = flat > high
     missing = k - int(torch.count_nonzero(keep))
     band_index = torch.nonzero((flat >= low) ^ keep).squeeze(1)  # low <= value <= high

@@ -11,7 +11,7 @@ import yaml
 from core.errors import DataError
 from core.results import read_results
 
-__all__ = ["collect_results", "paper_numbers", "mean_std", "render_table", "write_table", "save_figure", "metric"]
+__all__ = ["collect_results", "task_results", "runs_out_parser", "paper_numbers", "mean_std", "render_table", "write_table", "save_figure", "metric"]
 
 PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 
@@ -23,6 +23,25 @@ def collect_results(root: str | Path, **match: Any) -> list[dict[str, Any]]:
         raise DataError(f"no results under {root}; run the matching make target first")
     found = [read_results(p) for p in sorted(root.rglob("results.json"))]
     return [r for r in found if all(r.get(k) == v for k, v in match.items())]
+
+
+def task_results(root: str | Path, task: str, target: str) -> list[dict[str, Any]]:
+    """The results files of ``task`` under ``root``; a one-line error naming ``make target`` when there is none."""
+    results = collect_results(root, task=task)
+    if not results:
+        raise DataError(f"no {task} results under {root}; run `make {target}` (python -m {task}) first")
+    return results
+
+
+def runs_out_parser(doc: str | None, runs_help: str = "folder with the runs' results files",
+                    out_help: str = "folder for the tables and figures", runs: Path | None = None, out: Path | None = None):
+    """An argument parser with the ``--runs`` and ``--out`` every table and figure module takes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, required=runs is None, default=runs, help=runs_help)
+    parser.add_argument("--out", type=Path, required=out is None, default=out, help=out_help)
+    return parser
 
 
 def paper_numbers(table: str) -> Any:

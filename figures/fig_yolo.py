@@ -6,7 +6,6 @@ hard-pruning) and 23 (after SLR vs after ADMM training), from detection_yolo res
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
 from core.errors import DataError, exit_on_user_error  # noqa: E402
-from figures.common import collect_results, save_figure  # noqa: E402
+from figures.common import runs_out_parser, task_results, save_figure  # noqa: E402
 
 COLOURS = {"slr": "tab:red", "admm": "tab:blue"}
 
@@ -99,11 +98,8 @@ def heatmap_figures(results: list[dict[str, Any]]):
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, required=True, help="folder with the detection_yolo results files")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")
-    args = parser.parse_args(argv)
-    results = collect_results(args.runs, task="detection_yolo")
+    args = runs_out_parser(__doc__, out_help="folder for the PNG and PDF files").parse_args(argv)
+    results = task_results(args.runs, "detection_yolo", "fig4-yolo")
     written = save_figure(figure4(results), args.out, "fig4_yolo_retrain")
     fig17, fig23 = heatmap_figures(results)
     written += save_figure(fig17, args.out, "fig17_yolo_heatmap_slr") + save_figure(fig23, args.out, "fig23_yolo_heatmap_slr_admm")

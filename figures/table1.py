@@ -12,8 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.errors import DataError, exit_on_user_error
-from figures.common import collect_results, mean_std, metric, paper_numbers, write_table
+from core.errors import exit_on_user_error
+from figures.common import task_results, mean_std, metric, paper_numbers, write_table
 
 __all__ = ["COLUMNS", "STAGES", "experiment_of", "comparison_rows", "classification_results", "run_comparison_table"]
 
@@ -34,10 +34,7 @@ def experiment_of(result: dict[str, Any]) -> str:
 
 def classification_results(runs: Path, table: str) -> list[dict[str, Any]]:
     """Every classification results file under ``runs``; a clear error when there is none."""
-    results = collect_results(runs, task="classification")
-    if not results:
-        raise DataError(f"no classification results under {runs}; run `make {table}` (python -m classification --table {table}) first")
-    return results
+    return task_results(runs, "classification", table)
 
 
 def _paper_row(paper: dict[str, Any], experiment: str, rate: float, method: str) -> dict[str, Any]:

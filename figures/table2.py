@@ -5,13 +5,11 @@ hard-pruning), ours from results files beside the paper's.
 """
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from core.errors import DataError, exit_on_user_error
-from figures.common import collect_results, mean_std, metric, paper_numbers, write_table
+from core.errors import exit_on_user_error
+from figures.common import runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
 
 COLUMNS = ["Model", "Epochs", "Rate", "Method", "Dense mAP", "After training", "After hard-pruning", "After retraining",
            "Achieved rate", "Paper: original", "Paper: after training", "Paper: after hard-pruning"]
@@ -55,13 +53,8 @@ def _fmt(value: float | None) -> str:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, required=True, help="folder with the detection_yolo results files")
-    parser.add_argument("--out", type=Path, required=True, help="folder for table2.md and table2.tex")
-    args = parser.parse_args(argv)
-    results = collect_results(args.runs, task="detection_yolo")
-    if not results:
-        raise DataError(f"no detection_yolo results under {args.runs}; run `make table2` (python -m detection_yolo) first")
+    args = runs_out_parser(__doc__, out_help="folder for table2.md and table2.tex").parse_args(argv)
+    results = task_results(args.runs, "detection_yolo", "table2")
     paper = paper_numbers("table2")
     profile = ", ".join(sorted({r["profile"] for r in results}))
     datasets = ", ".join(sorted({r["dataset"] for r in results}))

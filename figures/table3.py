@@ -8,13 +8,12 @@ and 2D, R11 and R40) and ``figure3.png/.pdf``.
 """
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from core.errors import DataError, exit_on_user_error
+from core.errors import exit_on_user_error
 
-from .common import collect_results, mean_std, paper_numbers, save_figure, write_table
+from .common import runs_out_parser, task_results, mean_std, paper_numbers, save_figure, write_table
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 STAGES = ("after_hard_pruning", "after_retraining")
@@ -103,14 +102,10 @@ def draw_figure3(results: list[dict], metric: str, out: Path) -> list[Path]:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, default=Path("runs/smoke/pointpillars_kitti"))
-    parser.add_argument("--out", type=Path, default=Path("runs/smoke/figures"))
+    parser = runs_out_parser(__doc__, runs=Path("runs/smoke/pointpillars_kitti"), out=Path("runs/smoke/figures"))
     parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox>_<iou05|official>_<R11|R40>")
     args = parser.parse_args(argv)
-    results = collect_results(args.runs, task="pointpillars_kitti")
-    if not results:
-        raise DataError(f"no pointpillars_kitti results under {args.runs}; run `make kitti` first")
+    results = task_results(args.runs, "pointpillars_kitti", "kitti")
     profile = results[0]["profile"]
     columns = ["Level", "Original mAP", "Compression", "ADMM hard-pruned", "ADMM retrained", "SLR hard-pruned", "SLR retrained"]
     caption = (f"Table 3: PointPillars on KITTI ({results[0]['dataset']}, profile {profile}); {args.metric} mAP (%), "

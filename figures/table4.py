@@ -8,12 +8,11 @@ hard-pruning and after masked retraining; several seeds give mean ± std.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from core.errors import DataError, exit_on_user_error
+from core.errors import exit_on_user_error
 
-from .common import collect_results, mean_std, metric, paper_numbers, write_table
+from .common import runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
 
 STAGES = ("after_training", "after_hard_pruning", "after_retraining")
 COLUMNS = ["Rate", "Method", "Ours: trained", "Ours: hard-pruned", "Ours: retrained", "Achieved rate", "Dense (ours)",
@@ -41,13 +40,8 @@ def table4_rows(results: list[dict], paper: dict) -> list[list[str]]:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, required=True, help="folder holding the lane_tusimple runs")
-    parser.add_argument("--out", type=Path, required=True, help="folder for table4.md and table4.tex")
-    args = parser.parse_args(argv)
-    results = collect_results(args.runs, task="lane_tusimple")
-    if not results:
-        raise DataError(f"no lane_tusimple results under {args.runs}; run `make table4` (python -m lane_tusimple) first")
+    args = runs_out_parser(__doc__, out_help="folder for table4.md and table4.tex").parse_args(argv)
+    results = task_results(args.runs, "lane_tusimple", "table4")
     profiles = sorted({r["profile"] for r in results})
     datasets = sorted({r["dataset"] for r in results})
     models = sorted({r["model"] for r in results})

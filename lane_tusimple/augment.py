@@ -53,8 +53,6 @@ class UFLDAugment:
     max_shift_cols_1280: float = 200.0
 
     def __call__(self, image, record: LaneRecord, rng: np.random.Generator):
-        from PIL import Image
-
         width, height = image.size
         angle = rng.uniform(-self.max_rotation_deg, self.max_rotation_deg)
         dx = rng.uniform(-1, 1) * self.max_shift_cols_1280 * width / 1280

@@ -39,7 +39,7 @@ def main() -> None:
     keys = [PRIMARY_METRIC, "bev_iou05_R11_mAP_moderate", "3d_iou05_R40_Car_moderate", "bbox_official_R11_mAP_moderate"]
     metrics = task.evaluate(model)
     print(f"{len(task.train_set)} training scenes, {len(task.eval_set)} evaluation scenes, lr {cfg['optimizer']['lr']}")
-    print(f"epoch 0 (untrained): " + " ".join(f"{k}={metrics[k]:.2f}" for k in keys), flush=True)
+    print("epoch 0 (untrained): " + " ".join(f"{k}={metrics[k]:.2f}" for k in keys), flush=True)
     for epoch in range(args.epochs):
         start = time.time()
         loss = task.train_one_epoch(model, optimizer, epoch, "dense")
