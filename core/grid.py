@@ -5,9 +5,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .pipeline import PruningRecipe, Task, run_pipeline
-from .results import read_results
+from .errors import CheckpointError
+from .results import jsonable, read_results
 
-__all__ = ["run_name", "run_grid"]
+__all__ = ["run_name", "run_grid", "same_recipe"]
+
+
+def same_recipe(results: dict[str, Any], recipe: PruningRecipe) -> bool:
+    """Whether a results file was written by ``recipe`` (compared in its JSON form)."""
+    return results.get("config", {}).get("recipe") == jsonable(recipe.as_dict())
 
 
 def run_name(recipe: PruningRecipe, label: str | None = None) -> str:
@@ -30,7 +36,10 @@ def run_grid(make_task: Callable[[PruningRecipe], Task], recipes: Iterable[tuple
     for name, recipe in recipes:
         out_dir = out_root / name
         if resume and (out_dir / "results.json").is_file():
-            results.append(read_results(out_dir / "results.json"))
+            finished = read_results(out_dir / "results.json")
+            if not same_recipe(finished, recipe):
+                raise CheckpointError(f"{out_dir} holds a finished run with another configuration; use a new --out or run without --resume")
+            results.append(finished)
             continue
         resume_this = resume and (out_dir / "checkpoint.pt").is_file()
         results.append(run_pipeline(make_task(recipe), recipe, out_dir, resume=resume_this, progress=progress))

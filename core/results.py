@@ -13,7 +13,7 @@ import torch
 
 from .errors import DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
 
 SCHEMA_VERSION = 1
 
@@ -87,17 +87,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no inf/nan
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, torch.Tensor):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     return value
 
 
@@ -106,7 +106,7 @@ def write_results(path: str | Path, results: Mapping[str, Any]) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in results]
     if missing:
         raise ValueError(f"results lack required keys {missing}")
-    text = json.dumps(_jsonable(results), indent=2, sort_keys=False)
+    text = json.dumps(jsonable(results), indent=2, sort_keys=False)
     atomic_write(path, lambda f: f.write(text + "\n"))
 
 

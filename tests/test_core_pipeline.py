@@ -95,3 +95,14 @@ def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
     with pytest.raises(TrainingDiverged, match="training loss is nan in prune epoch 1"):
         run_pipeline(Diverging(dense_epochs=1), recipe(), tmp_path, progress=False)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_grid_resume_reuses_finished_runs_only_with_the_same_recipe(tmp_path):
+    from core.grid import run_grid
+
+    first = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, progress=False)
+    again = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, resume=True, progress=False)
+    assert again[0]["metrics"] == json.loads(json.dumps(first[0]["metrics"]))
+    assert again[0]["wall_time_s"] == json.loads((tmp_path / "a" / "results.json").read_text())["wall_time_s"]  # read, not rerun
+    with pytest.raises(CheckpointError, match="finished run with another configuration"):
+        run_grid(lambda r: small_task(), [("a", recipe(rho=0.3))], tmp_path, resume=True, progress=False)
