@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from .errors import ConfigError, exit_on_user_error
 from .grid import run_grid
 from .pipeline import PruningRecipe
+from .results import format_summary
 
 
 class DigitsTask:
@@ -95,13 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     recipes = [(method, PruningRecipe(method=method, sparsity=sparsity, epochs=args.epochs, retrain_epochs=args.retrain_epochs, seed=args.seed))
                for method in ("slr", "admm")]
     rows = run_grid(lambda recipe: task, recipes, args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"\nSLR vs ADMM, MLP on digits, {args.rate}x over the hidden layers (accuracy %, test split of 397 images)")
-    print(f"{'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} {'retrained':>10} {'rate':>7}")
-    for r in rows:
-        m = r["metrics"]
-        print(f"{r['method']:<6} {m['dense']['top1']:>7.2f} {m['after_training']['top1']:>8.2f} "
-              f"{m['after_hard_pruning']['top1']:>12.2f} {m['after_retraining']['top1']:>10.2f} "
-              f"{r['achieved_compression']['pruned_layers']:>6.2f}x")
+    print(f"\nSLR vs ADMM, MLP on digits, {args.rate}x over the hidden layers (top-1 %, test split of 397 images)")
+    print(format_summary(rows))
     print(f"results: {args.out}/<method>/results.json")
 
 

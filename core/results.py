@@ -13,7 +13,7 @@ import torch
 
 from .errors import DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +64,18 @@ def build_results(*, task: str, model: str, dataset: str, method: str, profile: 
         "code_version": code_version(),
         **extra,
     }
+
+
+def format_summary(results: list[Mapping[str, Any]]) -> str:
+    """One line per run: target rate, method, and the primary metric after each stage."""
+    lines = [f"{'rate':>7} {'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} {'retrained':>10} {'achieved':>9}"]
+    for r in results:
+        key = r["primary_metric"]
+        m = {stage: r["metrics"][stage][key] for stage in ("dense", "after_training", "after_hard_pruning", "after_retraining")}
+        rate = r["target_compression"]
+        lines.append(f"{(f'{rate:.2f}x' if rate else '-'):>7} {r['method']:<6} {m['dense']:>7.2f} {m['after_training']:>8.2f} "
+                     f"{m['after_hard_pruning']:>12.2f} {m['after_retraining']:>10.2f} {r['achieved_compression']['pruned_layers']:>8.2f}x")
+    return "\n".join(lines)
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:

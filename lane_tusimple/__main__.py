@@ -18,6 +18,7 @@ from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 from core.grid import run_grid, run_name
 from core.pipeline import PruningRecipe
+from core.results import format_summary
 
 from .synthetic import ensure_synthetic_tusimple
 from .task import LaneTask, build_datasets, sparsity_for_rate
@@ -75,12 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run_grid(make_task, recipes, out,
                        resume=args.resume, progress=not args.no_progress)
     print(f"\nUFLD on {dataset_name} ({args.profile}), TuSimple accuracy % (test frames: {len(test_set)})")
-    print(f"{'rate':>6} {'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} {'retrained':>10} {'achieved':>9}")
-    for r in results:
-        m = r["metrics"]
-        print(f"{r['target_compression']:>5.2f}x {r['method']:<6} {m['dense']['accuracy']:>7.2f} {m['after_training']['accuracy']:>8.2f} "
-              f"{m['after_hard_pruning']['accuracy']:>12.2f} {m['after_retraining']['accuracy']:>10.2f} "
-              f"{r['achieved_compression']['pruned_layers']:>8.2f}x")
+    print(format_summary(results))
     print(f"results: {out}/<run>/results.json")
 
 
