@@ -21,7 +21,7 @@ from . import build_pruner
 from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
 from .pruner import as_sparsity_config
-from .results import atomic_torch_save, build_results, write_results
+from .results import atomic_torch_save, build_results, code_version, write_results
 from .run_log import RunLogger
 from .stats import compression_stats
 
@@ -136,6 +136,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
+    code = code_version()  # the code this process runs, not whatever is checked out when it ends
     seed_everything(recipe.seed)
     model = task.build_model()
     seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded
@@ -242,6 +243,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         seed=recipe.seed, target_compression=recipe.sparsity.target_rate, stats=stats, primary_metric=task.primary_metric,
         metrics=state["metrics"], history=state["history"], pruner_history=pruner.history,
         config={"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()}, wall_time_s=state["elapsed"],
+        code=code,
     )
     write_results(out_dir / "results.json", results)
     return results

@@ -41,9 +41,10 @@ REQUIRED_KEYS: dict[str, str] = {
 def build_results(*, task: str, model: str, dataset: str, method: str, profile: str, seed: int,
                   target_compression: float | None, stats: Any, primary_metric: str, metrics: Mapping[str, Any],
                   history: list, pruner_history: list, config: Mapping[str, Any], wall_time_s: float,
-                  **extra: Any) -> dict[str, Any]:
+                  code: str | None = None, **extra: Any) -> dict[str, Any]:
     """A results record with every required key; ``stats`` is a :class:`core.stats.CompressionStats`
-    of the final model, ``extra`` adds task-specific keys."""
+    of the final model, ``code`` the :func:`code_version` taken when the run started (default:
+    now), ``extra`` adds task-specific keys."""
     return {
         "schema_version": SCHEMA_VERSION,
         "task": task,
@@ -61,7 +62,7 @@ def build_results(*, task: str, model: str, dataset: str, method: str, profile: 
         "per_layer": stats.per_layer,
         "config": dict(config),
         "wall_time_s": wall_time_s,
-        "code_version": code_version(),
+        "code_version": code if code is not None else code_version(),
         **extra,
     }
 
