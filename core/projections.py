@@ -112,7 +112,7 @@ def _bracketed_topk_mask(flat: Tensor, k: int) -> Tensor | None:
     bracket misses (rarely), for the caller to use the full selection.
     """
     total = flat.numel()
-    size = min(_SAMPLE, total // 4)
+    size = min(_SAMPLE, max(2048, total // 64))  # the bracket holds about 8 sigma / sqrt(size) of the entries
     generator = torch.Generator().manual_seed(total)
     sample = flat[torch.randint(total, (size,), generator=generator)]
     position = (total - k) / total * size
@@ -179,4 +179,4 @@ def sparsity_mask(w: Tensor, scheme: "Scheme | str", ratio: float) -> Tensor:
 
 def project(w: Tensor, scheme: "Scheme | str", ratio: float) -> Tensor:
     """``Proj_S(w)``: ``w`` with everything outside the keep-mask set to zero."""
-    return w * sparsity_mask(w, scheme, ratio)
+    return w * sparsity_mask(w, scheme, ratio).to(w.dtype)  # a float factor multiplies faster than a bool

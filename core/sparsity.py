@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from .config import load_yaml
 from .errors import ConfigError
-from .projections import Scheme, keep_count, sparsity_mask
+from .projections import Scheme, keep_count, project, sparsity_mask
 
 __all__ = ["PrunedLayer", "SparsityConfig", "normalize_name"]
 
@@ -65,8 +65,7 @@ class PrunedLayer:
 
     def project(self, tensor: Tensor | None = None) -> Tensor:
         """``Proj_S(tensor)``, eq. (10)."""
-        tensor = self.param.detach() if tensor is None else tensor
-        return tensor * self.mask(tensor)
+        return project(self.param.detach() if tensor is None else tensor, self.scheme, self.ratio)
 
     @property
     def budget(self) -> int:
