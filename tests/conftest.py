@@ -14,3 +14,12 @@ def data_root() -> Path:
     if not root or not Path(root).is_dir():
         pytest.skip("SLR_DATA_ROOT is not set to the sample data folder (../shared/data); set it to run this test")
     return Path(root)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: tiny models run fastest without thread hand-offs, also on a loaded CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from classification.__main__ import main
 from classification.data import load_data
@@ -12,13 +11,7 @@ from classification.experiments import expand_runs, load_table
 from classification.task import ClassificationTask
 from core.grid import run_grid
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a shared CPU: one thread is far faster than two competing ones."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = ["model.width=0.0625", "dense.epochs=1", "pruning.epochs=2", "pruning.retrain_epochs=1", "batch_size=64"]

@@ -1,7 +1,6 @@
 """SLR under DistributedDataParallel: 2 CPU processes (gloo) keep identical pruner state and
 match a single-process run on the whole batch."""
 import os
-import sys
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """SLR's stepsizes and surrogate condition, the penalty gradient, and convergence on a problem
 whose answer is known."""
-import copy
 
 import pytest
 import torch

@@ -10,14 +10,7 @@ from lane_tusimple.model import UFLD, UFLDConfig, load_ufld_checkpoint
 
 TINY = dict(input_size=(64, 160), width=4, fc_hidden=16)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run fastest without thread hand-offs, also on a loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_published_design_sizes():

@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from core.config import apply_overrides, load_run_config
 from core.pipeline import run_pipeline
@@ -14,14 +13,7 @@ from lane_tusimple.task import LaneTask, build_datasets
 TINY = ["model.input_size=[64, 160]", "model.width=4", "model.fc_hidden=16", "model.pool_channels=4", "batch_size=4",
         "eval_batch_size=8", "dense.epochs=1", "pruning.epochs=2", "pruning.retrain_epochs=1", "pruning.rates=[2.54]"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run fastest without thread hand-offs, also on a loaded CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_profiles_follow_the_paper_and_stay_small_for_smoke():

@@ -1,6 +1,5 @@
 """Data for detection_yolo: the generated shapes set, the COCO128 view, data YAML checks."""
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
