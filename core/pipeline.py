@@ -169,8 +169,9 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     epochs_this_process = 0
 
     def save_checkpoint() -> None:
-        state["elapsed"] += time.time() - started_segment[0]
-        started_segment[0] = time.time()
+        nonlocal segment_start
+        state["elapsed"] += time.time() - segment_start
+        segment_start = time.time()
         atomic_torch_save({
             "recipe": recipe.as_dict(),
             "model": model.state_dict(),
@@ -182,7 +183,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
             "rng": rng_state(),
         }, ckpt_path)
 
-    started_segment = [time.time()]
+    segment_start = time.time()
     if "dense" not in state["metrics"]:
         state["metrics"]["dense"] = task.evaluate(model)
 
@@ -237,7 +238,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     logger.close()
 
     stats = compression_stats(model, pruner.names)
-    state["elapsed"] += time.time() - started_segment[0]
+    state["elapsed"] += time.time() - segment_start
     results = build_results(
         task=task.task, model=task.model_name, dataset=task.dataset_name, method=recipe.method, profile=recipe.profile,
         seed=recipe.seed, target_compression=recipe.sparsity.target_rate, stats=stats, primary_metric=task.primary_metric,

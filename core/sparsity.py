@@ -220,11 +220,3 @@ def _select(params: Mapping[str, Tensor], include: Iterable[str], exclude: Itera
     for pattern in exclude:
         chosen -= set(_match(normalize_name(pattern), params, source, model))
     return [n for n in params if n in chosen]
-
-
-def layer_ratio_table(layers: Iterable[PrunedLayer]) -> list[dict[str, Any]]:
-    """Rows ``{name, shape, ratio, scheme}`` describing a resolved config."""
-    return [{"name": l.name, "shape": list(l.param.shape), "ratio": l.ratio, "scheme": str(l.scheme)} for l in layers]
-
-
-
