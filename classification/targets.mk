@@ -9,6 +9,7 @@ CLS_DATA_ARG = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 CLS_FIG = $(PY) -m figures.fig_classification
 
 .PHONY: table1 table5 table6 table7 table8 figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11 \
+        figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22 \
         classification-figures table1-cpu figure1-cpu
 
 # one grid of runs per table; the stamp is renewed when the table's config or the code changes
@@ -28,7 +29,12 @@ figure2 figure8 figure9 figure10 figure11: $(CLS_RUNS)/table1/.done
 figure5 figure6 figure7: $(CLS_RUNS)/table5/.done
 	$(CLS_FIG) $@ --runs $(CLS_RUNS)/table5 --out $(FIGURES)
 
-classification-figures: figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11
+# the weight heatmaps of the appendix: SLR stages (13-16), SLR vs ADMM (19-22)
+figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22: figure%: $(CLS_RUNS)/table1/.done
+	$(PY) -m figures.heatmaps $* --runs $(CLS_RUNS)/table1 --out $(FIGURES)
+
+classification-figures: figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11 \
+                        figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22
 
 # the CPU-scale real run: reduced-width ResNet-18 on a subset of CIFAR-10 (image folder or pickles),
 # SLR vs ADMM at 1.96x, 4.69x, 8.71x, two seeds. DATA_ROOT defaults to the shared sample data.
@@ -44,4 +50,4 @@ table1-cpu: $(CLS_CPU_RUNS)/.done
 	$(CLS_FIG) figure1 --runs $(CLS_CPU_RUNS) --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
 	$(CLS_FIG) figure2 --runs $(CLS_CPU_RUNS) --experiment r18_cifar --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
 
-DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2
+DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2 figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22

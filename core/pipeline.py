@@ -23,6 +23,7 @@ from .masks import Masks
 from .pruner import as_sparsity_config
 from .results import atomic_torch_save, build_results, code_version, write_results
 from .run_log import RunLogger
+from .snapshots import SNAPSHOT_FILE, SNAPSHOT_STAGES, pick_layers, save_snapshots, weight_snapshot
 from .stats import compression_stats
 
 __all__ = ["TrainingDiverged", "Task", "history_row", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
@@ -184,7 +185,10 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         }, ckpt_path)
 
     segment_start = time.time()
+    snapshots = state.setdefault("snapshots", {})  # |W| blocks for the heatmap figures
+    heatmap_layers = pick_layers(pruner.names)
     if "dense" not in state["metrics"]:
+        snapshots["dense"] = weight_snapshot(model, heatmap_layers)
         state["metrics"]["dense"] = task.evaluate(model)
 
     def run_epochs(stage: str, total: int) -> bool:
@@ -224,7 +228,9 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         if not run_epochs("prune", recipe.epochs):
             return None
         state["metrics"]["after_training"] = _last_metrics(state, "prune") or task.evaluate(model)
+        snapshots["after_training"] = weight_snapshot(model, heatmap_layers)
         masks = pruner.hard_prune()
+        snapshots["after_hard_pruning"] = weight_snapshot(model, heatmap_layers)
         state["metrics"]["after_hard_pruning"] = task.evaluate(model)
         state.update(stage="retrain", epoch=0)
         optimizer, scheduler = task.build_optimizer(model, "retrain")
@@ -238,13 +244,17 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     logger.close()
 
     stats = compression_stats(model, pruner.names)
+    extra: dict[str, Any] = {}
+    if all(stage in snapshots for stage in SNAPSHOT_STAGES):  # a checkpoint of an older version may lack them
+        save_snapshots(out_dir / SNAPSHOT_FILE, snapshots)
+        extra["heatmaps"] = SNAPSHOT_FILE  # relative to the results file
     state["elapsed"] += time.time() - segment_start
     results = build_results(
         task=task.task, model=task.model_name, dataset=task.dataset_name, method=recipe.method, profile=recipe.profile,
         seed=recipe.seed, target_compression=recipe.sparsity.target_rate, stats=stats, primary_metric=task.primary_metric,
         metrics=state["metrics"], history=state["history"], pruner_history=pruner.history,
         config={"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()}, wall_time_s=state["elapsed"],
-        code=code,
+        code=code, **extra,
     )
     write_results(out_dir / "results.json", results)
     return results

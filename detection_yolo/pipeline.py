@@ -19,9 +19,9 @@ from core.grid import run_name
 from core.pipeline import PruningRecipe
 from core.results import build_results, read_results, write_results
 from core.run_log import RunLogger
+from core.snapshots import SNAPSHOT_FILE, pick_layers, save_snapshots, weight_snapshot
 
 from .data import check_data_yaml, coco128_data_yaml, generate_shapes_dataset
-from .heatmaps import pick_layers, save_snapshots, weight_snapshot
 from .models import model_yaml
 
 __all__ = ["TableRun", "table_runs", "prepare_data", "train_dense", "run_yolo_pipeline", "run_table", "evaluate_checkpoint"]
@@ -177,7 +177,7 @@ def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, see
                "after_hard_pruning": prune_stage["metrics"]["after_hard_pruning"]}
     history = list(prune_stage["history"])
 
-    snapshots = out_dir / "heatmaps.pt"
+    snapshots = out_dir / SNAPSHOT_FILE
     if not snapshots.is_file():
         layers = pick_layers(prune_stage["pruned_layers"])
         save_snapshots(snapshots, {stage: weight_snapshot(YOLO(str(path)).model, layers) for stage, path in (
@@ -212,7 +212,7 @@ def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, see
                                                      "dense": {"weights": str(dense_weights), **{k: v for k, v in dense_info.items() if k != "history"}}}},
         wall_time_s=time.time() - started,
         checkpoints={"pruned": str(prune_dir / "weights" / "pruned.pt"), "final": str(final_weights)},
-        heatmaps=str(snapshots),
+        heatmaps=SNAPSHOT_FILE,  # relative to the results file
     )
     write_results(out_dir / "results.json", results)
     return results

@@ -17,11 +17,12 @@ PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 
 
 def collect_results(root: str | Path, **match: Any) -> list[dict[str, Any]]:
-    """Every ``results.json`` under ``root`` whose top-level fields equal ``match``."""
+    """Every ``results.json`` under ``root`` whose top-level fields equal ``match``; each gets its
+    file's path under ``_path``."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"no results under {root}; run the matching make target first")
-    found = [read_results(p) for p in sorted(root.rglob("results.json"))]
+    found = [{**read_results(p), "_path": str(p)} for p in sorted(root.rglob("results.json"))]
     return [r for r in found if all(r.get(k) == v for k, v in match.items())]
 
 

@@ -106,3 +106,23 @@ def test_grid_resume_reuses_finished_runs_only_with_the_same_recipe(tmp_path):
     assert again[0]["wall_time_s"] == json.loads((tmp_path / "a" / "results.json").read_text())["wall_time_s"]  # read, not rerun
     with pytest.raises(CheckpointError, match="finished run with another configuration"):
         run_grid(lambda r: small_task(), [("a", recipe(rho=0.3))], tmp_path, resume=True, progress=False)
+
+
+def test_weight_snapshots_for_the_heatmaps(tmp_path):
+    """The run writes |W| blocks of its layers before pruning, after training and after hard-pruning;
+    the hard-pruned block is the trained block with the final model's zeros (the masks held)."""
+    import torch
+
+    results = run_pipeline(small_task(), recipe(), tmp_path, progress=False)
+    assert results["heatmaps"] == "heatmaps.pt"
+    snaps = torch.load(tmp_path / "heatmaps.pt")
+    assert set(snaps) == {"dense", "after_training", "after_hard_pruning"}
+    final = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    for name in ("0.weight", "2.weight"):
+        trained, pruned = snaps["after_training"][name].float(), snaps["after_hard_pruning"][name].float()
+        assert trained.shape == pruned.shape == (64, 64)
+        kept = final[name].abs().flatten(1)[:64, :64] != 0
+        assert torch.equal(pruned != 0, kept)
+        assert torch.equal(pruned[kept], trained[kept])
+        assert 0 < kept.float().mean() < 0.5  # 4x over the two layers
+        assert not torch.equal(snaps["dense"][name], snaps["after_training"][name])

@@ -8,7 +8,7 @@ from detection_yolo.ultralytics_env import prepare_ultralytics
 prepare_ultralytics(tempfile.mkdtemp(prefix="yolo_cfg_"))  # before anything imports Ultralytics
 
 from detection_yolo.__main__ import main  # noqa: E402
-from detection_yolo.heatmaps import pick_layers  # noqa: E402
+from core.snapshots import pick_layers  # noqa: E402
 
 
 def _exit_line(capsys, argv):

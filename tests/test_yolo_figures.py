@@ -3,11 +3,11 @@ import pytest
 
 from core.results import SCHEMA_VERSION, write_results
 from figures.common import collect_results, paper_numbers
-from figures.fig_yolo import figure4, heatmap_figures, retrain_curve
+from figures.fig_yolo import figure4, retrain_curve
 from figures.table2 import table2_rows
 
 
-def _result(method, rate, seed, trained, pruned, retrain=(), model="yolov3-tiny", heatmaps=None):
+def _result(method, rate, seed, trained, pruned, retrain=(), model="yolov3-tiny"):
     history = [{"stage": "prune", "epoch": 0, "loss": 1.0, "metrics": {"mAP50": trained}}]
     history += [{"stage": "retrain", "epoch": i, "loss": 1.0, "metrics": {"mAP50": v}} for i, v in enumerate(retrain)]
     metrics = {"dense": {"mAP50": 37.0}, "after_training": {"mAP50": trained}, "after_hard_pruning": {"mAP50": pruned},
@@ -16,8 +16,7 @@ def _result(method, rate, seed, trained, pruned, retrain=(), model="yolov3-tiny"
             "profile": "paper", "seed": seed, "target_compression": rate,
             "achieved_compression": {"pruned_layers": rate, "whole_model": rate * 0.9}, "primary_metric": "mAP50",
             "metrics": metrics, "history": history, "per_layer": [],
-            "config": {"recipe": {"epochs": 20, "retrain_epochs": len(retrain)}}, "wall_time_s": 1.0, "code_version": "x",
-            **({"heatmaps": str(heatmaps)} if heatmaps else {})}
+            "config": {"recipe": {"epochs": 20, "retrain_epochs": len(retrain)}}, "wall_time_s": 1.0, "code_version": "x",}
 
 
 def test_table2_rows_average_seeds_and_sit_beside_the_paper(tmp_path):
@@ -46,17 +45,3 @@ def test_figure4_curve_starts_at_the_hard_pruned_model():
     assert retrain_curve(r) == ([0, 1, 2, 3], [30.0, 31.0, 33.5, 34.0])
     fig = figure4([r, _result("admm", 2.0, 0, 31.0, 28.0, retrain=(29.0, 30.0, 31.0))])
     assert len(fig.axes[0].lines) == 2
-
-
-def test_heatmaps_need_both_methods(tmp_path):
-    import torch
-
-    from core.errors import DataError
-
-    snap = {s: {"a.weight": torch.rand(4, 9).half(), "b.weight": torch.rand(3, 9).half()}
-            for s in ("dense", "after_training", "after_hard_pruning")}
-    torch.save(snap, tmp_path / "h.pt")
-    with pytest.raises(DataError, match="SLR and ADMM"):
-        heatmap_figures([_result("slr", 2.0, 0, 1, 1, heatmaps=tmp_path / "h.pt")])
-    fig17, fig23 = heatmap_figures([_result(m, 2.0, 0, 1, 1, heatmaps=tmp_path / "h.pt") for m in ("slr", "admm")])
-    assert len(fig17.axes) == 6 and len(fig23.axes) == 4
