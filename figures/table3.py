@@ -4,7 +4,7 @@
 
 Writes ``table3.md/.tex`` (ours beside the paper's numbers, mAP at IoU 0.5, 3D, R11),
 ``table3_official.md/.tex`` (the official thresholds Car 0.7 / Pedestrian, Cyclist 0.5, 3D, BEV
-and 2D, R11 and R40) and ``figure3.png/.pdf``.
+and 2D, R11 and R40, with AOS beside the 2D AP) and ``figure3.png/.pdf``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .common import runs_out_parser, task_results, mean_std, paper_numbers, save
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 STAGES = ("after_hard_pruning", "after_retraining")
+OFFICIAL_METRICS = {"3d": "3D", "bev": "BEV", "bbox": "2D", "aos": "AOS"}  # AOS: orientation similarity of the 2D matches
 
 
 def _value(result: dict, stage: str, key: str) -> float | None:
@@ -64,11 +65,11 @@ def table3_rows(results: list[dict], metric: str) -> list[list[str]]:
 
 
 def official_rows(results: list[dict]) -> list[list[str]]:
-    """Per method and rate: moderate mAP with the official thresholds, after retraining, for every metric."""
+    """Per method and rate: moderate mAP with the official thresholds, after retraining, for every metric (and AOS)."""
     rows = []
     for (method, rate), runs in sorted(_group(results).items()):
         row = [method.upper(), f"{rate:g}x"]
-        for metric in ("3d", "bev", "bbox"):
+        for metric in OFFICIAL_METRICS:
             for interp in ("R11", "R40"):
                 row.append(mean_std([_value(r, "after_retraining", f"{metric}_official_{interp}_mAP_moderate") for r in runs], 1))
         rows.append(row)
@@ -103,7 +104,7 @@ def draw_figure3(results: list[dict], metric: str, out: Path) -> list[Path]:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = runs_out_parser(__doc__, runs=Path("runs/smoke/pointpillars_kitti"), out=Path("runs/smoke/figures"))
-    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox>_<iou05|official>_<R11|R40>")
+    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox|aos>_<iou05|official>_<R11|R40>")
     args = parser.parse_args(argv)
     results = task_results(args.runs, "pointpillars_kitti", "kitti")
     profile = results[0]["profile"]
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     caption = (f"Table 3: PointPillars on KITTI ({results[0]['dataset']}, profile {profile}); {args.metric} mAP (%), "
                "ours (paper's number in parentheses)")
     path = write_table(args.out, "table3", columns, table3_rows(results, args.metric), caption)
-    official_cols = ["Method", "Compression"] + [f"{m} {i}" for m in ("3D", "BEV", "2D") for i in ("R11", "R40")]
+    official_cols = ["Method", "Compression"] + [f"{m} {i}" for m in OFFICIAL_METRICS.values() for i in ("R11", "R40")]
     write_table(args.out, "table3_official", official_cols, official_rows(results),
                 "PointPillars on KITTI after retraining, moderate mAP (%) at the official IoU (Car 0.7, Ped./Cyc. 0.5)")
     draw_figure3(results, args.metric, args.out)

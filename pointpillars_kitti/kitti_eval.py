@@ -9,7 +9,12 @@ For each class, difficulty and overlap metric (2D image box, bird's eye view, 3D
 - unmatched detections that overlap a DontCare region (by more than the threshold, measured
   as the fraction of the detection's 2D box) are not false positives;
 - 41 score thresholds are picked so the recall steps evenly; precision is made monotone and
-  averaged at 11 recall points (R11: 0, 0.1, ..., 1) or 40 (R40: 1/40, ..., 1).
+  averaged at 11 recall points (R11: 0, 0.1, ..., 1) or 40 (R40: 1/40, ..., 1);
+- AOS (average orientation similarity) is computed on the 2D boxes only, over the same matches
+  and thresholds: at each threshold the orientation similarity is the sum of
+  ``(1 + cos(alpha_gt - alpha_dt)) / 2`` over the true positives divided by the number of
+  counted detections (true plus false positives), made monotone and averaged like precision,
+  so AOS <= AP, with equality when every matched orientation is right.
 
 Two points where the devkits differ are options: DontCare discounting for every metric (the
 C++ devkit) or for 2D boxes only (the Python port); and the recall sampling (see
@@ -20,14 +25,15 @@ Annotations are dicts of column arrays as :func:`kitti_io.labels_to_arrays` retu
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from .rotated_iou import box3d_iou, image_box_iou, rotated_iou
 
 __all__ = ["DIFFICULTIES", "MIN_HEIGHT", "MAX_OCCLUSION", "MAX_TRUNCATION", "OFFICIAL_MIN_OVERLAP", "METRICS",
-           "clean_frame", "frame_overlaps", "match_frame", "sample_thresholds", "average_precision", "evaluate_kitti"]
+           "FrameStats", "clean_frame", "frame_overlaps", "match_frame", "sample_thresholds", "average_precision",
+           "evaluate_kitti"]
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 MIN_HEIGHT = (40, 25, 25)  # pixels
@@ -37,6 +43,17 @@ METRICS = ("bbox", "bev", "3d")
 OFFICIAL_MIN_OVERLAP = {"Car": 0.7, "Pedestrian": 0.5, "Cyclist": 0.5, "Van": 0.7, "Truck": 0.7, "Person_sitting": 0.5, "Tram": 0.7}
 NEIGHBOURS = {"car": "van", "pedestrian": "person_sitting"}
 N_SAMPLE_PTS = 41
+UNKNOWN_ALPHA = -10.0  # KITTI's "no orientation" (DontCare labels, 2D-only detectors)
+
+
+class FrameStats(NamedTuple):
+    """Counts of one frame at one score threshold; ``similarity`` sums the true positives' orientation similarity."""
+
+    tp: int
+    fp: int
+    fn: int
+    tp_scores: np.ndarray
+    similarity: float
 
 
 def clean_frame(gt: Mapping, dt: Mapping, cls: str, difficulty: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -79,19 +96,24 @@ def frame_overlaps(gt: Mapping, dt: Mapping, metric: str) -> np.ndarray:
 
 
 def match_frame(overlaps: np.ndarray, dt_scores: np.ndarray, ignored_gt: np.ndarray, ignored_dt: np.ndarray,
-                dc_overlaps: np.ndarray, min_overlap: float, thresh: float = 0.0, compute_fp: bool = False) -> tuple[int, int, int, np.ndarray]:
-    """True positives, false positives, misses and the scores of the true positives of one frame.
+                dc_overlaps: np.ndarray, min_overlap: float, thresh: float = 0.0, compute_fp: bool = False,
+                gt_alpha: np.ndarray | None = None, dt_alpha: np.ndarray | None = None) -> FrameStats:
+    """True positives, false positives, misses, the scores of the true positives and their orientation similarity.
 
     ``overlaps`` is (n_dt, n_gt); ``dc_overlaps`` (n_dt, n_dontcare) is the part of each
     detection's 2D box inside each DontCare box. Without ``compute_fp`` each object takes its
     highest-scoring overlapping detection (the pass that collects scores); with it, the most
-    overlapping one among detections scoring at least ``thresh``.
+    overlapping one among detections scoring at least ``thresh``. With ``gt_alpha`` and
+    ``dt_alpha`` (observation angles) ``similarity`` is the sum of ``(1 + cos(dalpha)) / 2``
+    over the true positives (false positives add 0); otherwise it is 0.
     """
     n_dt, n_gt = overlaps.shape
     assigned = np.zeros(n_dt, dtype=bool)
     below = dt_scores < thresh if compute_fp else np.zeros(n_dt, dtype=bool)
     tp = fp = fn = 0
     tp_scores = []
+    similarity = 0.0
+    with_alpha = gt_alpha is not None and dt_alpha is not None
     for i in range(n_gt):
         if ignored_gt[i] == -1:
             continue
@@ -114,6 +136,8 @@ def match_frame(overlaps: np.ndarray, dt_scores: np.ndarray, ignored_gt: np.ndar
         else:
             tp += 1
             tp_scores.append(dt_scores[det_idx])
+            if with_alpha:
+                similarity += (1.0 + np.cos(gt_alpha[i] - dt_alpha[det_idx])) / 2.0
             assigned[det_idx] = True
     if compute_fp:
         eligible = ~(assigned | (ignored_dt != 0) | below)
@@ -122,7 +146,7 @@ def match_frame(overlaps: np.ndarray, dt_scores: np.ndarray, ignored_gt: np.ndar
             hit = eligible & (dc_overlaps[:, k] > min_overlap)
             eligible &= ~hit
             fp -= int(hit.sum())
-    return tp, fp, fn, np.asarray(tp_scores, dtype=np.float64)
+    return FrameStats(tp, fp, fn, np.asarray(tp_scores, dtype=np.float64), float(similarity))
 
 
 def sample_thresholds(scores: np.ndarray, num_gt: int, num_points: int = N_SAMPLE_PTS) -> np.ndarray:
@@ -141,7 +165,7 @@ def sample_thresholds(scores: np.ndarray, num_gt: int, num_points: int = N_SAMPL
 
 def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, difficulty: int, metric: str,
                       min_overlap: float, dontcare_all_metrics: bool = True, sampling: str = "devkit",
-                      overlaps: Sequence[np.ndarray] | None = None) -> dict[str, float]:
+                      overlaps: Sequence[np.ndarray] | None = None, compute_aos: bool = False) -> dict[str, float]:
     """``{"R11": ap, "R40": ap, "num_gt": n}`` (AP in percent) of one class, difficulty, metric and threshold.
 
     ``sampling="devkit"`` picks 41 score thresholds as the devkit does and reads precision at
@@ -153,6 +177,10 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
 
     ``dontcare_all_metrics`` follows the C++ devkit, which discounts detections in DontCare
     regions for every metric; the widely used Python port does it for 2D boxes only (False).
+
+    ``compute_aos`` adds ``"aos_R11"`` and ``"aos_R40"``: the average orientation similarity
+    (percent) over the same thresholds and recall points, from the annotations' ``alpha``
+    (the devkit computes it for ``metric="bbox"`` only).
     """
     frames = []
     all_scores, num_gt = [], 0
@@ -163,12 +191,14 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
         use_dc = dontcare_all_metrics or metric == "bbox"
         dc_overlaps = image_box_iou(dt["bbox"], dc, criterion=0) if use_dc else np.zeros((len(ignored_dt), 0))
         scores = np.asarray(dt["score"], dtype=np.float64)
-        _, _, _, tp_scores = match_frame(frame_ov, scores, ignored_gt, ignored_dt, dc_overlaps, min_overlap)
-        frames.append((frame_ov, scores, ignored_gt, ignored_dt, dc_overlaps))
+        alphas = (np.asarray(gt["alpha"], dtype=np.float64), np.asarray(dt["alpha"], dtype=np.float64)) if compute_aos else (None, None)
+        tp_scores = match_frame(frame_ov, scores, ignored_gt, ignored_dt, dc_overlaps, min_overlap).tp_scores
+        frames.append((frame_ov, scores, ignored_gt, ignored_dt, dc_overlaps, alphas))
         all_scores.append(tp_scores)
         num_gt += n_valid
     if num_gt == 0:
-        return {"R11": float("nan"), "R40": float("nan"), "num_gt": 0}
+        empty = {"R11": float("nan"), "R40": float("nan"), "num_gt": 0}
+        return {**empty, "aos_R11": float("nan"), "aos_R40": float("nan")} if compute_aos else empty
     tp_scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
     if sampling == "devkit":
         thresholds = sample_thresholds(tp_scores, num_gt)
@@ -176,23 +206,39 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
         thresholds = np.unique(tp_scores)[::-1]
     else:
         raise ValueError(f"unknown recall sampling '{sampling}'; use devkit or exact")
-    stats = np.zeros((len(thresholds), 3))  # tp, fp, fn
-    for frame in frames:
+    stats = np.zeros((len(thresholds), 4))  # tp, fp, fn, orientation similarity
+    for ov, scores, ignored_gt, ignored_dt, dc_overlaps, (gt_alpha, dt_alpha) in frames:
         for t, thresh in enumerate(thresholds):
-            tp, fp, fn, _ = match_frame(*frame, min_overlap=min_overlap, thresh=thresh, compute_fp=True)
-            stats[t] += (tp, fp, fn)
-    prec = stats[:, 0] / np.maximum(stats[:, 0] + stats[:, 1], 1e-12)
+            frame = match_frame(ov, scores, ignored_gt, ignored_dt, dc_overlaps, min_overlap=min_overlap, thresh=thresh,
+                                compute_fp=True, gt_alpha=gt_alpha, dt_alpha=dt_alpha)
+            stats[t] += (frame.tp, frame.fp, frame.fn, frame.similarity)
+    counted = np.maximum(stats[:, 0] + stats[:, 1], 1e-12)
+    curves = {"": stats[:, 0] / counted}
+    if compute_aos:
+        curves["aos_"] = stats[:, 3] / counted  # the devkit's aos[t] = similarity / (tp + fp)
+    out: dict[str, float] = {}
     if sampling == "devkit":
-        precision = np.zeros(N_SAMPLE_PTS)
-        precision[:len(thresholds)] = prec[:N_SAMPLE_PTS]
-        precision = np.maximum.accumulate(precision[::-1])[::-1]
-        return {"R11": float(precision[0::4].sum() / 11 * 100), "R40": float(precision[1:].sum() / 40 * 100), "num_gt": num_gt}
-    recall = stats[:, 0] / num_gt
+        for prefix, curve in curves.items():
+            sampled = np.zeros(N_SAMPLE_PTS)
+            sampled[:len(thresholds)] = curve[:N_SAMPLE_PTS]
+            sampled = np.maximum.accumulate(sampled[::-1])[::-1]
+            out[f"{prefix}R11"] = float(sampled[0::4].sum() / 11 * 100)
+            out[f"{prefix}R40"] = float(sampled[1:].sum() / 40 * 100)
+    else:
+        recall = stats[:, 0] / num_gt
 
-    def interpolated(points: np.ndarray) -> float:
-        return float(np.mean([prec[recall >= r - 1e-12].max() if (recall >= r - 1e-12).any() else 0.0 for r in points]) * 100)
+        def interpolated(curve: np.ndarray, points: np.ndarray) -> float:
+            return float(np.mean([curve[recall >= r - 1e-12].max() if (recall >= r - 1e-12).any() else 0.0 for r in points]) * 100)
 
-    return {"R11": interpolated(np.linspace(0, 1, 11)), "R40": interpolated(np.arange(1, 41) / 40), "num_gt": num_gt}
+        for prefix, curve in curves.items():
+            out[f"{prefix}R11"] = interpolated(curve, np.linspace(0, 1, 11))
+            out[f"{prefix}R40"] = interpolated(curve, np.arange(1, 41) / 40)
+    return {"R11": out["R11"], "R40": out["R40"], "num_gt": num_gt, **{k: v for k, v in out.items() if k.startswith("aos_")}}
+
+
+def _has_orientation(dts: Sequence[Mapping]) -> bool:
+    """Whether the detections carry observation angles (the devkit skips AOS when alpha is -10)."""
+    return all("alpha" in dt for dt in dts) and not any(np.any(np.asarray(dt["alpha"]) == UNKNOWN_ALPHA) for dt in dts)
 
 
 def evaluate_kitti(gts: Sequence[Mapping], dts: Sequence[Mapping], classes: Iterable[str],
@@ -203,23 +249,29 @@ def evaluate_kitti(gts: Sequence[Mapping], dts: Sequence[Mapping], classes: Iter
     ``overlap_sets`` maps a name to a per-class IoU threshold; the default holds the official
     thresholds (``official``: Car 0.7, Pedestrian and Cyclist 0.5) and 0.5 for every class
     (``iou05``, the paper's Table 3). ``mAP`` is the mean over classes that have valid ground
-    truth at that difficulty; NaN when none has.
+    truth at that difficulty; NaN when none has. Beside the 2D ``bbox`` keys, ``aos_...`` keys
+    hold the average orientation similarity of the same 2D matches (NaN when the detections
+    carry no alpha).
     """
     classes = list(classes)
     if overlap_sets is None:
         overlap_sets = {"official": {c: OFFICIAL_MIN_OVERLAP.get(c, 0.5) for c in classes}, "iou05": {c: 0.5 for c in classes}}
     out: dict[str, float] = {}
     overlaps = {m: [frame_overlaps(gt, dt, m) for gt, dt in zip(gts, dts, strict=True)] for m in METRICS}
+    with_aos = _has_orientation(dts)
     for set_name, thresholds in overlap_sets.items():
         for metric in METRICS:
+            kinds = [metric, "aos"] if metric == "bbox" else [metric]
             for d, diff in enumerate(DIFFICULTIES):
-                per_class = {c: average_precision(gts, dts, c, d, metric, thresholds[c], dontcare_all_metrics, sampling, overlaps[metric]) for c in classes}
-                for interp in ("R11", "R40"):
-                    values = []
-                    for c in classes:
-                        value = per_class[c][interp]
-                        out[f"{metric}_{set_name}_{interp}_{c}_{diff}"] = value
-                        if per_class[c]["num_gt"] > 0:
-                            values.append(value)
-                    out[f"{metric}_{set_name}_{interp}_mAP_{diff}"] = float(np.mean(values)) if values else float("nan")
+                per_class = {c: average_precision(gts, dts, c, d, metric, thresholds[c], dontcare_all_metrics, sampling, overlaps[metric],
+                                                  compute_aos=metric == "bbox" and with_aos) for c in classes}
+                for kind in kinds:
+                    for interp in ("R11", "R40"):
+                        values = []
+                        for c in classes:
+                            value = per_class[c].get(f"aos_{interp}", float("nan")) if kind == "aos" else per_class[c][interp]
+                            out[f"{kind}_{set_name}_{interp}_{c}_{diff}"] = value
+                            if per_class[c]["num_gt"] > 0:
+                                values.append(value)
+                        out[f"{kind}_{set_name}_{interp}_mAP_{diff}"] = float(np.mean(values)) if values else float("nan")
     return out

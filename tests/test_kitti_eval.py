@@ -1,4 +1,4 @@
-"""KITTI evaluation: rotated IoU, difficulty filters, ignore/DontCare handling, AP by hand and on real labels."""
+"""KITTI evaluation: rotated IoU, difficulty filters, ignore/DontCare handling, AP and AOS by hand and on real labels."""
 from __future__ import annotations
 
 import os
@@ -134,6 +134,44 @@ def test_average_precision_hand_computed():
     assert ap["R40"] == pytest.approx((10 + 20 * 0.75) / 40 * 100)
 
 
+def test_aos_hand_computed_from_known_alpha_errors():
+    # the AP case above with orientation errors: the 0.9 hit is exact (similarity 1), the 0.7 hit
+    # is off by 90 degrees ((1 + cos(pi/2)) / 2 = 1/2), the 0.6 hit is reversed (0); the false
+    # positive adds nothing but counts in the denominator.  Per threshold (R, similarity / (TP + FP)):
+    # (1/4, 1/1), (2/4, 1.5/3), (3/4, 1.5/4); made monotone: 1 up to R = 1/4, 1/2 up to 2/4,
+    # 3/8 up to 3/4.  R11: (3 x 1 + 3 x 0.5 + 2 x 0.375) / 11; R40: (10 + 10 x 0.5 + 10 x 0.375) / 40
+    cars = [[100 * i, 0, 100 * i + 80, 80] for i in range(4)]
+    gt = anno(["Car"] * 4, cars)
+    gt["alpha"] = np.array([0.3, -1.0, 2.5, 0.0])
+    dt = anno(["Car"] * 4, [cars[0], [900, 0, 980, 80], cars[1], cars[2]], scores=[0.9, 0.8, 0.7, 0.6])
+    dt["alpha"] = np.array([0.3, 1.2, -1.0 + np.pi / 2, 2.5 - np.pi])
+    ap = average_precision([gt], [dt], "Car", 1, "bbox", 0.7, sampling="exact", compute_aos=True)
+    assert ap["R11"] == pytest.approx((3 + 5 * 0.75) / 11 * 100)  # AP is unchanged by orientation
+    assert ap["aos_R11"] == pytest.approx((3 + 1.5 + 0.75) / 11 * 100)  # 47.73
+    assert ap["aos_R40"] == pytest.approx((10 + 5 + 3.75) / 40 * 100)  # 46.875
+    metrics = evaluate_kitti([gt], [dt], ["Car"], sampling="exact")  # reported beside the 2D AP of every set
+    assert metrics["aos_official_R40_Car_moderate"] == pytest.approx(46.875)
+    assert metrics["aos_iou05_R11_mAP_moderate"] == pytest.approx(ap["aos_R11"])
+    assert metrics["bbox_official_R40_Car_moderate"] == pytest.approx(ap["R40"])
+
+
+def test_aos_with_many_objects_and_unknown_alpha():
+    # 80 cars all found with every alpha off by 60 degrees: AP 100, AOS (1 + cos(pi/3)) / 2 = 75, both samplings;
+    # alphas that differ by a full turn are the same orientation
+    boxes = [[100 * i, 0, 100 * i + 80, 80] for i in range(80)]
+    gt = anno(["Car"] * 80, boxes)
+    gt["alpha"] = np.linspace(-3, 3, 80)
+    dt = anno(["Car"] * 80, boxes, scores=np.linspace(1, 0.2, 80))
+    dt["alpha"] = gt["alpha"] + np.pi / 3 + 2 * np.pi * (np.arange(80) % 2)
+    for sampling in ("devkit", "exact"):
+        ap = average_precision([gt], [dt], "Car", 1, "bbox", 0.7, sampling=sampling, compute_aos=True)
+        assert ap["R11"] == pytest.approx(100.0) and ap["R40"] == pytest.approx(100.0)
+        assert ap["aos_R11"] == pytest.approx(75.0) and ap["aos_R40"] == pytest.approx(75.0)
+    dt["alpha"] = np.full(80, -10.0)  # KITTI's "no orientation": the devkit skips AOS
+    metrics = evaluate_kitti([gt], [dt], ["Car"], sampling="exact")
+    assert np.isnan(metrics["aos_official_R40_Car_moderate"]) and metrics["bbox_official_R40_Car_moderate"] == pytest.approx(100.0)
+
+
 def test_devkit_recall_sampling_needs_forty_objects():
     # the devkit reads the i-th sampled threshold as recall i/40: two perfect detections score 1/11 (R11)
     gt = anno(["Car"] * 2, [[0, 0, 80, 80], [100, 0, 180, 80]])
@@ -166,3 +204,6 @@ def test_ap_is_100_when_predictions_equal_the_real_labels():
     assert all(v == pytest.approx(100.0) for v in counted.values())
     assert metrics["3d_iou05_R11_mAP_moderate"] == pytest.approx(100.0)
     assert metrics["bev_official_R40_Car_hard"] == pytest.approx(100.0)
+    aos = {k: v for k, v in counted.items() if k.startswith("aos_")}  # AOS = AP = 100 with the labels' own alpha
+    assert len(aos) >= 24 and metrics["aos_official_R40_mAP_moderate"] == pytest.approx(100.0)
+    assert all(aos[k] == pytest.approx(counted["bbox" + k[3:]]) for k in aos)

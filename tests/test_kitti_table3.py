@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core.results import REQUIRED_KEYS, write_results
-from figures.table3 import main, table3_rows
+from figures.table3 import main, official_rows, table3_rows
 
 
 def fake_result(method: str, rate: float, hard: float, retrained: float) -> dict:
@@ -30,3 +30,12 @@ def test_table3_rows_put_ours_beside_the_paper(tmp_path, capsys):
     text = (tmp_path / "fig" / "table3.md").read_text()
     assert "| Moderate | 51.0 (78.5) | 4.874x | 31.0 (73.8) | 36.0 (77.1) | 41.0 (74.5) | 46.0 (78.4) |" in text
     assert (tmp_path / "fig" / "figure3.png").is_file() and (tmp_path / "fig" / "table3_official.tex").is_file()
+
+
+def test_official_table_reports_aos_beside_the_2d_ap():
+    result = fake_result("slr", 4.874, 40.0, 45.0)
+    result["metrics"]["after_retraining"].update({"bbox_official_R11_mAP_moderate": 60.0, "bbox_official_R40_mAP_moderate": 61.0,
+                                                  "aos_official_R11_mAP_moderate": 55.0, "aos_official_R40_mAP_moderate": 56.5})
+    row = official_rows([result])[0]
+    assert row[:2] == ["SLR", "4.874x"] and row[6:] == ["60.0", "61.0", "55.0", "56.5"]  # 2D R11, R40, AOS R11, R40
+    assert official_rows([fake_result("admm", 4.874, 1.0, 2.0)])[0][8:] == ["-", "-"]  # results files without AOS
