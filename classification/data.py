@@ -1,5 +1,5 @@
 """Classification data: CIFAR-10 (torchvision's pickles or an image-folder layout), ImageNet
-(ImageFolder) and the smoke set (scikit-learn's handwritten digits as small RGB images).
+(ImageFolder training split; validation as ImageFolder or a flat folder with a labels CSV) and the smoke set (scikit-learn's handwritten digits as small RGB images).
 
 Small-image sets are held in memory as uint8 tensors and augmented per item (random crop with
 4-pixel padding and horizontal flip, CIFAR's usual training augmentation).
@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from core.errors import ConfigError, DataError
 
-__all__ = ["ClassificationData", "TensorImageSet", "load_data", "load_digits_images", "read_cifar_pickles",
+__all__ = ["ClassificationData", "TensorImageSet", "LabelledImages", "read_imagenet_labels", "load_data", "load_digits_images", "read_cifar_pickles",
            "read_image_folder", "subset_indices", "CIFAR10_CLASSES"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -223,6 +223,77 @@ def _load_cifar10(root: Path, cfg: Mapping[str, Any]) -> ClassificationData:
     return _tensor_sets("cifar10", tuple(train), tuple(test), classes, augment=cfg.get("augment", True), pad=4)
 
 
+class LabelledImages(Dataset):
+    """Image files with their class indices (ImageNet's flat validation layouts); items are
+    ``(transform(RGB image), label)`` like torchvision's ImageFolder."""
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str], transform: Any = None) -> None:
+        self.samples, self.classes, self.transform = list(samples), list(classes), transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        path, label = self.samples[index]
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except OSError as err:
+            raise DataError(f"cannot decode image {path} ({err}); remove or replace the file") from None
+        return (self.transform(image) if self.transform else image), label
+
+
+def read_imagenet_labels(csv_path: Path, image_dir: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
+    """``(image path, class index)`` rows of a labels CSV, the class found by its wnid in ``classes``
+    (the training classes in sorted-wnid order). Two forms are read: ``file,wnid[,...]`` and
+    ImageNet's ``ImageId,PredictionString`` (LOC_val_solution.csv, whose first token is the wnid)."""
+    import csv
+
+    index = {wnid: i for i, wnid in enumerate(classes)}
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    samples = []
+    for line, row in enumerate(rows, start=2):
+        if "file" in row and "wnid" in row:
+            name, wnid = row["file"], row["wnid"]
+        elif "ImageId" in row and "PredictionString" in row:
+            name, wnid = row["ImageId"] + ".JPEG", (row["PredictionString"] or "").split(" ")[0]
+        else:
+            raise DataError(f"{csv_path}: expected columns file,wnid or ImageId,PredictionString; got {sorted(row)}")
+        if wnid not in index:
+            raise DataError(f"{csv_path} line {line}: class {wnid!r} is not among the {len(classes)} training classes; "
+                            "train and validation must have the same classes")
+        path = image_dir / name
+        if not path.is_file():
+            raise DataError(f"{csv_path} line {line}: image {path} does not exist; check the data root")
+        samples.append((path, index[wnid]))
+    if not samples:
+        raise DataError(f"{csv_path} lists no images; check the labels file")
+    return samples
+
+
+def _imagenet_validation(root: Path, classes: Sequence[str], transform: Any) -> Dataset:
+    """The validation split in one of three layouts (checked in this order): ``val/<wnid>/*.JPEG``
+    (or ``test/``), flat ``val/*.JPEG`` with ``LOC_val_solution.csv``, or ``images/`` with
+    ``labels.csv`` (file, wnid)."""
+    import torchvision
+
+    for name in ("val", "test"):
+        folder = root / name
+        if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+            split = torchvision.datasets.ImageFolder(str(folder), transform=transform)
+            if list(split.classes) != list(classes):
+                raise DataError(f"{folder} has {len(split.classes)} class folders, train has {len(classes)}; they must be the same wnids")
+            return split
+    for csv_name, image_dir in (("LOC_val_solution.csv", root / "val"), ("labels.csv", root / "images")):
+        if (root / csv_name).is_file() and image_dir.is_dir():
+            return LabelledImages(read_imagenet_labels(root / csv_name, image_dir, classes), classes, transform)
+    raise DataError(f"no ImageNet validation split under {root}; the layouts are val/<wnid>/*.JPEG, "
+                    "val/*.JPEG with LOC_val_solution.csv, or images/ with labels.csv")
+
+
 def _load_imagenet(root: Path, cfg: Mapping[str, Any]) -> ClassificationData:
     import torchvision
     from torchvision import transforms as T
@@ -231,16 +302,14 @@ def _load_imagenet(root: Path, cfg: Mapping[str, Any]) -> ClassificationData:
     normalize = T.Normalize(_IMAGENET_MEAN, _IMAGENET_STD)
     train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
     test_tf = T.Compose([T.Resize(int(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), normalize])
-    splits = {}
-    for split, names, tf in (("train", ("train",), train_tf), ("val", ("val", "test"), test_tf)):
-        folder = next((root / n for n in names if (root / n).is_dir()), None)
-        if folder is None:
-            raise DataError(f"ImageNet folder {root}/{names[0]} is missing; the layout is <root>/{{train,val}}/<wnid>/*.JPEG")
-        splits[split] = torchvision.datasets.ImageFolder(str(folder), transform=tf)
+    if not (root / "train").is_dir():
+        raise DataError(f"ImageNet folder {root}/train is missing; the layout is <root>/train/<wnid>/*.JPEG and a validation split")
+    splits = {"train": torchvision.datasets.ImageFolder(str(root / "train"), transform=train_tf)}
+    classes = tuple(splits["train"].classes)
+    splits["val"] = _imagenet_validation(root, classes, test_tf)
     for split, key in (("train", "train_subset"), ("val", "test_subset")):
         if cfg.get(key):
             splits[split] = torch.utils.data.Subset(splits[split], subset_indices(len(splits[split]), cfg[key]).tolist())
-    classes = tuple(splits["train"].classes if hasattr(splits["train"], "classes") else splits["train"].dataset.classes)
     return ClassificationData("imagenet", splits["train"], splits["val"], len(classes), classes)
 
 
