@@ -32,7 +32,8 @@ def build_recipes(cfg: dict, methods: list[str], seeds: list[int]) -> list[tuple
             for rate in cfg["compression_rates"]:
                 sparsity = {"target_rate": float(rate), **cfg["sparsity"]}
                 recipe = PruningRecipe(method=method, sparsity=sparsity, epochs=int(cfg["epochs"]), retrain_epochs=int(cfg["retrain_epochs"]),
-                                       rho=cfg["rho"], s0=cfg["s0"], M=cfg["M"], r=cfg["r"], seed=seed, profile=cfg["profile"])
+                                       rho=cfg["rho"], s0=cfg["s0"], M=cfg["M"], r=cfg["r"], seed=seed, profile=cfg["profile"],
+                                       eval_every=int(cfg.get("eval_every", 1)))
                 recipes.append((run_name(recipe), recipe))
     return recipes
 

@@ -34,7 +34,7 @@ def test_missing_split_file_and_unknown_source_are_user_errors(monkeypatch, caps
 def test_tiny_smoke_run_writes_a_results_file(tmp_path, capsys):
     out = tmp_path / "runs"
     main(["--out", str(out), "--method", "slr", "--no-progress", "--threads", "1",
-          "--set", "compression_rates=[4.874]", "--set", "dense_epochs=1", "--set", "epochs=1", "--set", "retrain_epochs=1",
+          "--set", "compression_rates=[4.874]", "--set", "dense_epochs=1", "--set", "epochs=1", "--set", "retrain_epochs=2",
           "--set", "data.num_train_scenes=2", "--set", "data.num_eval_scenes=1"])
     results = json.loads((out / "slr_4.874x_seed0" / "results.json").read_text())
     assert results["task"] == "pointpillars_kitti" and results["dataset"] == "synthetic-kitti"
@@ -42,5 +42,9 @@ def test_tiny_smoke_run_writes_a_results_file(tmp_path, capsys):
     assert results["achieved_compression"]["pruned_layers"] == pytest.approx(4.874, rel=0.01)
     for stage in ("dense", "after_training", "after_hard_pruning", "after_retraining"):
         assert "bev_official_R40_mAP_easy" in results["metrics"][stage]
+    retrain = [row for row in results["history"] if row["stage"] == "retrain"]
+    assert [row["epoch"] for row in retrain] == [0, 1] and results["config"]["recipe"]["eval_every"] == 1
+    assert all("3d_iou05_R11_mAP_hard" in row["metrics"] for row in retrain)  # every retraining epoch is evaluated (Figure 12)
+    assert "aos_official_R40_mAP_moderate" in results["metrics"]["after_retraining"]
     assert (out / "synthetic_kitti" / "ImageSets" / "val.txt").read_text() == "000002\n"
     assert "slr 4.874x" in capsys.readouterr().out
