@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .config import PROFILES
-from .errors import DataError
+from .errors import USER_ERROR_EXIT_CODE, DataError
 
-__all__ = ["add_common_args", "resolve_data_root", "methods_from_arg"]
+__all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "methods_from_arg"]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors end like every other user error: one line
+    ``error: ...`` naming the fix, exit code 2 (argparse's own prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT_CODE)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
