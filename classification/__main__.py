@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from core.cli import add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
 from core.errors import ConfigError, exit_on_user_error
 from core.grid import run_grid
 
@@ -38,8 +38,8 @@ def _data_path(settings: dict, data_root: Path | None) -> Path | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m classification", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m classification", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default="table1",
                         help=f"a config name in {CONFIG_DIR.relative_to(CONFIG_DIR.parent.parent)} (table1, table5, ...) or a YAML path")
     add_common_args(parser)

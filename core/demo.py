@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .cli import ArgumentParser
 from .errors import ConfigError, exit_on_user_error
 from .grid import run_grid
 from .pipeline import PruningRecipe
@@ -80,7 +81,7 @@ class DigitsTask:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m core.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/core_demo"))
     parser.add_argument("--rate", type=float, default=8.0, help="target compression of the hidden layers")
     parser.add_argument("--epochs", type=int, default=10)

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from core.cli import add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
 from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 
@@ -31,8 +31,8 @@ def _data_root(arg: Path | None) -> Path | None:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m detection_yolo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m detection_yolo", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--config", type=Path, default=CONFIG_DIR / "table2.yaml", help="run config (YAML with profiles)")
     args = parser.parse_args(argv)

@@ -39,7 +39,9 @@ def runs_out_parser(doc: str | None, runs_help: str = "folder with the runs' res
     """An argument parser with the ``--runs`` and ``--out`` every table and figure module takes."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import ArgumentParser
+
+    parser = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=runs is None, default=runs, help=runs_help)
     parser.add_argument("--out", type=Path, required=out is None, default=out, help=out_help)
     return parser

@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from core.cli import ArgumentParser  # noqa: E402
 from core.errors import DataError, exit_on_user_error  # noqa: E402
 from figures.common import metric, paper_numbers, save_figure  # noqa: E402
 from figures.table1 import classification_results, experiment_of  # noqa: E402
@@ -226,7 +227,7 @@ def draw(name: str, results: Sequence[dict[str, Any]], experiment: str | None = 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("figures", nargs="+", choices=FIGURES)
     parser.add_argument("--runs", type=Path, required=True, help="folder with the table's classification results files")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")

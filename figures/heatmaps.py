@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from core.cli import ArgumentParser  # noqa: E402
 from core.errors import DataError, exit_on_user_error  # noqa: E402
 from figures.common import collect_results, save_figure  # noqa: E402
 
@@ -120,7 +121,7 @@ def draw(number: int, results: Sequence[dict[str, Any]]):
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("figures", nargs="+", type=int, help="figure numbers, 13-24")
     parser.add_argument("--runs", type=Path, required=True, help="folder with the runs' results files")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")

@@ -7,11 +7,11 @@ The helpers here also draw Tables 7 and 8, which have the same columns.
 """
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.cli import ArgumentParser
 from core.errors import exit_on_user_error
 from figures.common import task_results, mean_std, metric, paper_numbers, write_table
 
@@ -74,7 +74,7 @@ def comparison_rows(results: Sequence[dict[str, Any]], paper: dict[str, Any], ex
 
 def run_comparison_table(argv: list[str] | None, table: str, title: str) -> Path:
     """Command line shared by Tables 1, 7 and 8: read results, write ``<table>.md/.tex``, print it."""
-    parser = argparse.ArgumentParser(description=title)
+    parser = ArgumentParser(description=title)
     parser.add_argument("--runs", type=Path, required=True, help=f"folder with the {table} results files")
     parser.add_argument("--out", type=Path, required=True, help=f"folder for {table}.md and {table}.tex")
     parser.add_argument("--name", default=table, help="output file name (default: the table's)")

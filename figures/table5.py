@@ -5,11 +5,11 @@ ours beside the paper's.
 """
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.cli import ArgumentParser
 from core.errors import exit_on_user_error
 from figures.common import mean_std, metric, paper_numbers, write_table
 from figures.table1 import STAGES, classification_results
@@ -43,7 +43,7 @@ def ablation_rows(results: Sequence[dict[str, Any]], paper: dict[str, Any], keys
 
 def run_ablation_table(argv: list[str] | None, table: str, keys: Sequence[str], title: str, descending: bool = False) -> Path:
     """Command line shared by Tables 5 and 6."""
-    parser = argparse.ArgumentParser(description=title)
+    parser = ArgumentParser(description=title)
     parser.add_argument("--runs", type=Path, required=True, help=f"folder with the {table} results files")
     parser.add_argument("--out", type=Path, required=True, help=f"folder for {table}.md and {table}.tex")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from core.cli import add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
 from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 from core.grid import run_grid, run_name
@@ -43,7 +43,7 @@ def build_recipes(config: dict, methods: list[str], seeds: list[int]) -> list[tu
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lane_tusimple", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m lane_tusimple", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="run config (YAML with profiles)")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.cli import add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
 from core.config import apply_overrides, load_run_config
 from core.errors import ConfigError, exit_on_user_error
 from core.grid import run_grid, run_name
@@ -40,7 +40,7 @@ def build_recipes(cfg: dict, methods: list[str], seeds: list[int]) -> list[tuple
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = add_common_args(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_common_args(ArgumentParser(prog="python -m pointpillars_kitti", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (intra-op)")
     args = parser.parse_args(argv)
