@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Sequence
 
 from .config import PROFILES
 from .errors import USER_ERROR_EXIT_CODE, DataError
@@ -23,13 +23,17 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(USER_ERROR_EXIT_CODE)
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--profile --data-root --method --seed --out --resume --set --no-progress``."""
+def add_common_args(parser: argparse.ArgumentParser, methods: Sequence[str] = ("slr", "admm")) -> argparse.ArgumentParser:
+    """``--profile --data-root --method --seed --out --resume --set --no-progress``.
+
+    ``--method`` takes one of ``methods`` (a task that runs the peers passes
+    :func:`core.method_names`) or ``both`` (the config's methods, by default SLR and ADMM).
+    """
     parser.add_argument("--profile", choices=PROFILES, default=os.environ.get("PROFILE", "smoke"),
                         help="smoke: small and fast on CPU, no download; paper: the paper's settings on real data")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="root of the real data set (default: $DATA_ROOT); the smoke profile generates its own")
-    parser.add_argument("--method", choices=("slr", "admm", "both"), default="both")
+    parser.add_argument("--method", choices=(*methods, "both"), default="both")
     parser.add_argument("--seed", type=int, action="append", default=None, help="repeat for several seeds")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<profile>/<task>)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their last checkpoint")

@@ -20,6 +20,7 @@ from torch import nn
 from . import build_pruner
 from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
+from .methods import get_method
 from .pruner import as_sparsity_config
 from .results import atomic_torch_save, build_results, code_version, write_results
 from .run_log import RunLogger
@@ -73,8 +74,7 @@ class PruningRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method.lower() not in ("slr", "admm"):
-            raise ConfigError(f"unknown method '{self.method}'; use slr or admm")
+        get_method(self.method)  # a clear error naming the registered methods
         if self.sparsity is None:
             raise ConfigError("the recipe needs a sparsity config (prune_ratios or target_rate)")
         self.sparsity = as_sparsity_config(self.sparsity)
@@ -120,10 +120,11 @@ def history_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float
     """One per-epoch row of a results file's ``history``: loss, metrics and the pruner's record."""
     row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss, "metrics": dict(metrics) if metrics else None}
     if record:
-        row.update({k: record[k] for k in ("mixed_loss", "violation", "condition", "alpha") if k in record})
+        row.update({k: record[k] for k in ("mixed_loss", "violation", "condition", "alpha", "sparsity") if k in record})
         if "s" in record:
             row["s_mean"] = sum(record["s"].values()) / len(record["s"])
-        row["violation_per_layer"] = record["violation_per_layer"]
+        if "violation_per_layer" in record:
+            row["violation_per_layer"] = record["violation_per_layer"]
     return row
 
 
@@ -141,7 +142,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     seed_everything(recipe.seed)
     model = task.build_model()
     seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded
-    hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every")}
+    hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every", "epochs")}
     pruner = build_pruner(recipe.method, model, recipe.sparsity, **hyper)
     optimizer, scheduler = task.build_optimizer(model, "prune")
     pruner.attach(optimizer)
@@ -169,10 +170,17 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     logger = RunLogger(out_dir)
     epochs_this_process = 0
 
-    def save_checkpoint() -> None:
+    def tick() -> None:
+        """Add the time since the last tick to the run's and to the current stage's wall time."""
         nonlocal segment_start
-        state["elapsed"] += time.time() - segment_start
-        segment_start = time.time()
+        now = time.time()
+        state["elapsed"] += now - segment_start
+        stage_times = state.setdefault("stage_elapsed", {})
+        stage_times[state["stage"]] = stage_times.get(state["stage"], 0.0) + now - segment_start
+        segment_start = now
+
+    def save_checkpoint() -> None:
+        tick()
         atomic_torch_save({
             "recipe": recipe.as_dict(),
             "model": model.state_dict(),
@@ -191,6 +199,24 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         snapshots["dense"] = weight_snapshot(model, heatmap_layers)
         state["metrics"]["dense"] = task.evaluate(model)
 
+    def train_epoch(stage: str, total: int, epoch: int, optimizer, scheduler) -> float:
+        """Train, update the pruner, step the scheduler, evaluate and log one epoch of ``stage``."""
+        loss = task.train_one_epoch(model, optimizer, epoch, stage)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho, "
+                f"or --resume from the last good checkpoint in {out_dir}"
+            )
+        record = pruner.update(loss) if stage == "prune" else None
+        if scheduler is not None:
+            scheduler.step()
+        last = epoch + 1 == total
+        metrics = task.evaluate(model) if last or (epoch + 1) % recipe.eval_every == 0 else None
+        state["history"].append(history_row(stage, epoch, loss, metrics, record))
+        state["epoch"] = epoch + 1
+        logger.log(state["history"], len(state["history"]))
+        return loss
+
     def run_epochs(stage: str, total: int) -> bool:
         """Train ``stage`` up to ``total`` epochs; False when stopped early for a test."""
         nonlocal epochs_this_process
@@ -198,21 +224,7 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         if bar is not None:
             bar.update(state["epoch"])
         while state["epoch"] < total:
-            epoch = state["epoch"]
-            loss = task.train_one_epoch(model, optimizer, epoch, stage)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho, "
-                    f"or --resume from the last good checkpoint in {out_dir}"
-                )
-            record = pruner.update(loss) if stage == "prune" else None
-            if scheduler is not None:
-                scheduler.step()
-            last = epoch + 1 == total
-            metrics = task.evaluate(model) if last or (epoch + 1) % recipe.eval_every == 0 else None
-            state["history"].append(history_row(stage, epoch, loss, metrics, record))
-            state["epoch"] = epoch + 1
-            logger.log(state["history"], len(state["history"]))
+            loss = train_epoch(stage, total, state["epoch"], optimizer, scheduler)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -225,13 +237,18 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         return True
 
     if state["stage"] == "prune":
-        if not run_epochs("prune", recipe.epochs):
+        if getattr(pruner, "owns_loop", False):  # a peer that runs its own loop (NNI); no checkpoints inside it
+            if scheduler is not None:
+                raise ConfigError(f"method '{recipe.method}' runs its own pruning loop and cannot step the task's scheduler; use a constant learning rate")
+            pruner.run_prune_stage(lambda opt, epoch: train_epoch("prune", recipe.epochs, epoch, opt, None), recipe.epochs)
+        elif not run_epochs("prune", recipe.epochs):
             return None
         state["metrics"]["after_training"] = _last_metrics(state, "prune") or task.evaluate(model)
         snapshots["after_training"] = weight_snapshot(model, heatmap_layers)
         masks = pruner.hard_prune()
         snapshots["after_hard_pruning"] = weight_snapshot(model, heatmap_layers)
         state["metrics"]["after_hard_pruning"] = task.evaluate(model)
+        tick()  # hard-pruning and its evaluation count to the pruning stage
         state.update(stage="retrain", epoch=0)
         optimizer, scheduler = task.build_optimizer(model, "retrain")
         masks.attach(optimizer)
@@ -248,13 +265,13 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     if all(stage in snapshots for stage in SNAPSHOT_STAGES):  # a checkpoint of an older version may lack them
         save_snapshots(out_dir / SNAPSHOT_FILE, snapshots)
         extra["heatmaps"] = SNAPSHOT_FILE  # relative to the results file
-    state["elapsed"] += time.time() - segment_start
+    tick()
     results = build_results(
         task=task.task, model=task.model_name, dataset=task.dataset_name, method=recipe.method, profile=recipe.profile,
         seed=recipe.seed, target_compression=recipe.sparsity.target_rate, stats=stats, primary_metric=task.primary_metric,
         metrics=state["metrics"], history=state["history"], pruner_history=pruner.history,
         config={"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()}, wall_time_s=state["elapsed"],
-        code=code, **extra,
+        code=code, stage_wall_time_s=dict(state.get("stage_elapsed", {})), **extra,
     )
     write_results(out_dir / "results.json", results)
     return results

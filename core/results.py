@@ -34,6 +34,7 @@ REQUIRED_KEYS: dict[str, str] = {
     "per_layer": "per-layer compression rows",
     "config": "the full run configuration",
     "wall_time_s": "seconds of the whole run",
+    # optional: "stage_wall_time_s": {prune, retrain} seconds (the pipeline writes it; hard-pruning counts to prune)
     "code_version": "git commit of the code (with -dirty when modified)",
 }
 
