@@ -13,6 +13,7 @@ A run config looks like::
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -79,7 +80,7 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 def load_run_config(path: str | Path, profile: str) -> dict[str, Any]:
     """The config at ``path`` for ``profile`` (``smoke`` or ``paper``)."""
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile '{profile}'; use one of {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile '{profile}' (from --profile or $PROFILE); use one of {', '.join(PROFILES)}")
     data = load_yaml(path) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: a run config is a mapping of settings")
@@ -92,7 +93,12 @@ def load_run_config(path: str | Path, profile: str) -> dict[str, Any]:
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``3``, ``0.1``, ``[1, 2]``)."""
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``3``, ``0.1``, ``[1, 2]``).
+
+    The sections a key walks through must exist in ``config`` (a top-level key too), so a typo
+    is an error rather than a setting nothing reads; a new key inside an existing section is
+    allowed (optional settings such as ``data.train_subset``).
+    """
     result = copy.deepcopy(dict(config))
     for item in overrides:
         if "=" not in item:
@@ -102,11 +108,41 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict
             value = parse_yaml(text)
         except yaml.YAMLError:
             raise ConfigError(f"override '{item}': cannot parse the value; quote strings, e.g. --set name='a b'") from None
-        node = result
         parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{item}': '{part}' is not a section")
-        node[parts[-1]] = value
+        if not all(parts):
+            raise ConfigError(f"override '{item}': '{key}' is not a key; write e.g. --set pruning.epochs=5")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            if part in node and not isinstance(node[part], dict):
+                section = ".".join(parts[:depth + 1])
+                raise ConfigError(f"override '{item}': '{section}' is {'null' if node[part] is None else repr(node[part])} in the config, not a section; "
+                                  f"set it whole instead, e.g. --set {section}='{{key: value}}'")
+            if part not in node:
+                raise ConfigError(f"override '{item}': {_unknown(result, parts[:depth + 1], 'section')}")
+            node = node[part]
+        leaf = parts[-1]
+        if leaf not in node:
+            typo = difflib.get_close_matches(leaf, [str(k) for k in node], n=1, cutoff=0.85)
+            if len(parts) == 1 or typo:  # a new top-level key, or a near-copy of an existing one, is a typo
+                raise ConfigError(f"override '{item}': {_unknown(result, parts, 'key')}")
+        node[leaf] = value
     return result
+
+
+def _keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key of ``config`` (sections and leaves)."""
+    keys = []
+    for key, value in config.items():
+        keys.append(prefix + str(key))
+        if isinstance(value, Mapping):
+            keys += _keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _unknown(config: Mapping[str, Any], parts: list[str], what: str) -> str:
+    """'<key> is not a <what> of the config (did you mean ...?); ...' for an override."""
+    key = ".".join(parts)
+    keys = _keys(config)
+    close = [k for k in keys if k.endswith("." + key)][:1] or difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"the config's top-level keys are {', '.join(sorted(map(str, config)))}"
+    return f"'{key}' is not a {what} of the config; {hint}"

@@ -1,5 +1,7 @@
 """Sparsity configs (authors' YAML, globs, prefixes, target-rate solver, errors), run configs,
 and compression statistics."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -96,6 +98,18 @@ def test_run_config_profiles_and_overrides(tmp_path):
         load_run_config(path, "large")
 
 
+def test_override_keys_must_exist_except_new_leaves_of_a_section():
+    config = {"epochs": 40, "optim": {"name": "adam", "lr": 0.1, "weight_decay": 0.0}, "data": None}
+    assert apply_overrides(config, ["optim.momentum=0.9"])["optim"]["momentum"] == 0.9  # a new setting of a section
+    for override, message in [("epoch=3", "'epoch' is not a key of the config; did you mean 'epochs'"),
+                              ("lr=3", "did you mean 'optim.lr'"),
+                              ("optim.weight_decy=3", "'optim.weight_decy' is not a key of the config; did you mean 'optim.weight_decay'"),
+                              ("optimizer.lr=3", "'optimizer' is not a section of the config"),
+                              ("data.root=x", "'data' is null in the config, not a section; set it whole")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            apply_overrides(config, [override])
+
+
 def test_compression_stats_hand_counted():
     m = nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 1))  # 8 + 2 + 2 + 1 = 13 parameters
     with torch.no_grad():
@@ -116,6 +130,6 @@ def test_yaml_reads_scientific_floats_and_n_m_strings(tmp_path):
     data = parse_yaml("lr: 2e-3\ns0: 1.0e-4\nepochs: 40\nscheme: 2:4\nrate: 8.71\n")
     assert data == {"lr": 0.002, "s0": 0.0001, "epochs": 40, "scheme": "2:4", "rate": 8.71}
     assert isinstance(data["epochs"], int)
-    assert apply_overrides({}, ["optim.lr=1e-4"])["optim"]["lr"] == 1e-4
+    assert apply_overrides({"optim": {}}, ["optim.lr=1e-4"])["optim"]["lr"] == 1e-4
     layers = SparsityConfig.from_yaml(write(tmp_path, "scheme: 2:4\nprune_ratios:\n  3.weight: {}\n")).resolve(model())
     assert str(layers[0].scheme) == "2:4"
