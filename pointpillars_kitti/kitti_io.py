@@ -36,7 +36,11 @@ class Object3d:
         f = line.split()
         if len(f) not in (15, 16):
             raise DataError(f"a KITTI label line has 15 fields (16 with a score), got {len(f)}: '{line.strip()}'")
-        v = [float(x) for x in f[1:]]
+        try:
+            v = [float(x) for x in f[1:]]
+        except ValueError:
+            bad = next(x for x in f[1:] if not _is_number(x))
+            raise DataError(f"a KITTI label line has a class name and 14 numbers, got '{bad}': '{line.strip()}'") from None
         return cls(f[0], v[0], int(v[1]), v[2], tuple(v[3:7]), tuple(v[7:10]), tuple(v[10:13]), v[13],
                    v[14] if len(v) > 14 else None)
 
@@ -91,10 +95,19 @@ def read_points(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"point cloud not found: {path}; check the KITTI data root")
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % 4:
-        raise DataError(f"{path}: size is not a multiple of 4 float32 values; the file is truncated")
-    return raw.reshape(-1, 4)
+    size = path.stat().st_size
+    if size % 16:
+        raise DataError(f"{path} has {size} bytes, not a multiple of 4 float32 values (16 bytes) a point: the file is truncated; "
+                        "copy it again from the KITTI velodyne archive")
+    return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def write_points(path: str | Path, points: np.ndarray) -> None:
@@ -106,7 +119,14 @@ def read_labels(path: str | Path) -> list[Object3d]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"label file not found: {path}; check the KITTI data root")
-    return [Object3d.from_line(line) for line in path.read_text().splitlines() if line.strip()]
+    objects = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                objects.append(Object3d.from_line(line))
+            except DataError as err:
+                raise DataError(f"{path}:{number}: {err}; fix or remove that line") from None
+    return objects
 
 
 def write_labels(path: str | Path, objects: list[Object3d]) -> None:
@@ -119,16 +139,23 @@ def read_calib(path: str | Path) -> Calibration:
     if not path.is_file():
         raise DataError(f"calibration file not found: {path}; check the KITTI data root")
     mats: dict[str, np.ndarray] = {}
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         if ":" not in line:
             continue
         key, values = line.split(":", 1)
-        mats[key.strip()] = np.array([float(x) for x in values.split()], dtype=np.float64)
-    try:
-        return Calibration(mats["P2"].reshape(3, 4), mats["R0_rect"].reshape(3, 3), mats["Tr_velo_to_cam"].reshape(3, 4),
-                           {k: v for k, v in mats.items() if k not in ("P2", "R0_rect", "Tr_velo_to_cam")})
-    except (KeyError, ValueError) as err:
-        raise DataError(f"{path}: needs P2 (12 values), R0_rect (9) and Tr_velo_to_cam (12); {err}") from None
+        try:
+            mats[key.strip()] = np.array([float(x) for x in values.split()], dtype=np.float64)
+        except ValueError:
+            raise DataError(f"{path}:{number}: '{key.strip()}' holds a value that is not a number; "
+                            "copy the calib file again from the KITTI archive") from None
+    sizes = {"P2": 12, "R0_rect": 9, "Tr_velo_to_cam": 12}
+    for key, count in sizes.items():
+        if key not in mats or mats[key].size != count:
+            problem = f"has no {key} line" if key not in mats else f"has {mats[key].size} values for {key}, not {count}"
+            raise DataError(f"{path} {problem}; a KITTI calib file needs P2 (12 values), R0_rect (9) and Tr_velo_to_cam (12): "
+                            "copy it again from the KITTI archive")
+    return Calibration(mats["P2"].reshape(3, 4), mats["R0_rect"].reshape(3, 3), mats["Tr_velo_to_cam"].reshape(3, 4),
+                       {k: v for k, v in mats.items() if k not in sizes})
 
 
 def write_calib(path: str | Path, calib: Calibration) -> None:
@@ -149,7 +176,7 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     with open(path, "rb") as f:
         head = f.read(24)
     if head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise DataError(f"{path} is not a PNG file")
+        raise DataError(f"{path} is not a PNG file; copy it again from the KITTI image_2 archive")
     width, height = struct.unpack(">II", head[16:24])
     return int(height), int(width)
 
