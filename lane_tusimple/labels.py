@@ -43,15 +43,37 @@ class LaneRecord:
         return {"lanes": self.lanes, "h_samples": self.h_samples, "raw_file": self.raw_file}
 
 
+_RECORD_KEYS = ("lanes", "h_samples", "raw_file")
+
+
+def _numbers(values: object) -> list[float] | None:
+    """``values`` as floats, or None when it is not a list of numbers."""
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
 def _record(data: object, where: str) -> LaneRecord:
-    if not isinstance(data, dict) or not {"lanes", "h_samples", "raw_file"} <= set(data):
-        raise DataError(f"{where}: a TuSimple record needs 'lanes', 'h_samples' and 'raw_file'; check the label file")
-    h_samples = [float(h) for h in data["h_samples"]]
-    lanes = [[float(x) for x in lane] for lane in data["lanes"]]
+    fix = "fix or remove that line"
+    if not isinstance(data, dict):
+        raise DataError(f"{where}: a TuSimple record is a JSON object with {', '.join(_RECORD_KEYS)}; {fix}")
+    missing = [key for key in _RECORD_KEYS if key not in data]
+    if missing:
+        raise DataError(f"{where}: the record has no {' or '.join(repr(k) for k in missing)} "
+                        f"(a TuSimple record needs {', '.join(_RECORD_KEYS)}); {fix}")
+    h_samples = _numbers(data["h_samples"])
+    if h_samples is None:
+        raise DataError(f"{where}: 'h_samples' must be a list of row numbers (pixels); {fix}")
+    if not isinstance(data["lanes"], list) or any(_numbers(lane) is None for lane in data["lanes"]):
+        raise DataError(f"{where}: 'lanes' must be a list of lanes, each a list of x values (-2 where absent); {fix}")
+    lanes = [_numbers(lane) for lane in data["lanes"]]
     for i, lane in enumerate(lanes):
         if len(lane) != len(h_samples):
-            raise DataError(f"{where}: lane {i} has {len(lane)} points for {len(h_samples)} h_samples; each lane needs one x per h_sample")
-    return LaneRecord(str(data["raw_file"]), lanes, h_samples)
+            raise DataError(f"{where}: lane {i} has {len(lane)} points for {len(h_samples)} h_samples; "
+                            f"each lane needs one x per h_sample: {fix}")
+    if not isinstance(data["raw_file"], str) or not data["raw_file"]:
+        raise DataError(f"{where}: 'raw_file' must be the image path under the data root, e.g. clips/0313-1/6040/20.jpg; {fix}")
+    return LaneRecord(data["raw_file"], lanes, h_samples)
 
 
 def read_label_file(path: str | Path) -> list[LaneRecord]:
@@ -67,7 +89,7 @@ def read_label_file(path: str | Path) -> list[LaneRecord]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError:
-                raise DataError(f"{path}:{number} is not JSON; a label file has one TuSimple record per line") from None
+                raise DataError(f"{path}:{number} is not JSON (a label file has one TuSimple record per line); fix or remove that line") from None
             records.append(_record(data, f"{path}:{number}"))
     return records
 
