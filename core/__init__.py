@@ -9,6 +9,7 @@
 from .admm import ADMM
 from .errors import CheckpointError, ConfigError, DataError, UserError, exit_on_user_error
 from .masks import Masks
+from .methods import MethodSpec, build_pruner, method_names, register_method, unavailable_reason
 from .projections import Scheme, project, sparsity_mask, topk_mask
 from .pruner import DualPruner
 from .slr import SLR, slr_alpha, slr_stepsize
@@ -20,17 +21,5 @@ __all__ = [
     "project", "sparsity_mask", "topk_mask", "slr_alpha", "slr_stepsize",
     "CompressionStats", "compression_stats",
     "UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error",
-    "build_pruner",
+    "build_pruner", "method_names", "register_method", "unavailable_reason", "MethodSpec",
 ]
-
-
-def build_pruner(method: str, model, config, **hyper) -> DualPruner:
-    """``SLR`` or ``ADMM`` by name; hyperparameters the method does not take are ignored."""
-    method = method.lower()
-    if method == "slr":
-        keys = ("rho", "s0", "M", "r", "update_every")
-        return SLR(model, config, **{k: v for k, v in hyper.items() if k in keys})
-    if method == "admm":
-        keys = ("rho", "update_every")
-        return ADMM(model, config, **{k: v for k, v in hyper.items() if k in keys})
-    raise ConfigError(f"unknown pruning method '{method}'; use slr or admm")

@@ -14,7 +14,7 @@ def run(out, *extra):
 
 def comparable(path):
     data = json.loads(path.read_text())
-    return {k: v for k, v in data.items() if k not in ("wall_time_s", "code_version")}
+    return {k: v for k, v in data.items() if k not in ("wall_time_s", "stage_wall_time_s", "code_version")}
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
