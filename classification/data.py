@@ -77,7 +77,8 @@ def subset_indices(count: int, size: int | None, seed: int = 0) -> torch.Tensor:
     if size is None:
         return order.sort().values
     if size <= 0 or size > count:
-        raise ConfigError(f"subset size {size} must be between 1 and {count}")
+        raise ConfigError(f"subset size {size} must be between 1 and {count}, the number of images there; "
+                          "lower data.train_subset / data.test_subset")
     return order[:size].sort().values
 
 
@@ -155,6 +156,11 @@ def _list_image_folder(split_dir: Path) -> tuple[list[str], list[tuple[Path, int
     items = [(f, i) for i, c in enumerate(classes) for f in sorted((split_dir / c).iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES]
     if not items:
         raise DataError(f"{split_dir} holds no images (*.jpg, *.png); check --data-root")
+    present = {label for _, label in items}
+    empty = [c for i, c in enumerate(classes) if i not in present]
+    if empty:
+        raise DataError(f"class folder {split_dir / empty[0]} holds no images (*.jpg, *.png); "
+                        "add its images or remove the folder (every class needs images)")
     return classes, items
 
 
