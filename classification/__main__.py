@@ -76,16 +76,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     needs_root = any(e.settings["data"]["name"] != "digits" and not e.settings["data"].get("root") for e in experiments)
     data_root = resolve_data_root(args.data_root, f"{table}'s data sets", required=needs_root)
-    total = sum(len(runs) for _, runs in plans)
-    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}", file=sys.stderr)
-    started = time.time()
-    data_cache: dict[str, object] = {}
-    for experiment, runs in plans:
+    data_cache: dict[str, object] = {}  # every data set is read (and checked) before anything is printed or run
+    for experiment, _ in plans:
         path = _data_path(experiment.settings, data_root)
         key = _data_key(experiment.settings, path)
         if key not in data_cache:
             data_cache[key] = load_data(experiment.settings["data"], path)
-        data = data_cache[key]
+    total = sum(len(runs) for _, runs in plans)
+    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}", file=sys.stderr)
+    started = time.time()
+    for experiment, runs in plans:
+        data = data_cache[_data_key(experiment.settings, _data_path(experiment.settings, data_root))]
 
         def make_task(recipe, experiment=experiment, data=data):
             return ClassificationTask(experiment.settings, data, dense_dir, args.dense_checkpoint, args.device,
