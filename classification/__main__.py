@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
+from core.methods import method_names, unavailable_reason
 from core.errors import ConfigError, exit_on_user_error
 from core.grid import run_grid
 
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default="table1",
                         help=f"a config name in {CONFIG_DIR.relative_to(CONFIG_DIR.parent.parent)} (table1, table5, ...) or a YAML path")
-    add_common_args(parser)
+    add_common_args(parser, methods=method_names())
     parser.add_argument("--experiment", action="append", default=None, help="run only this experiment of the table (repeatable)")
     parser.add_argument("--dense-checkpoint", type=Path, default=None, help="dense model weights to prune (skips dense training)")
     parser.add_argument("--dense-dir", type=Path, default=None, help="cache of trained dense models (default: <out>/../dense)")
@@ -50,6 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's threads, else torch's default)")
     parser.add_argument("--list", action="store_true", help="print the runs the table would make and exit")
     return parser.parse_args(argv)
+
+
+def _runnable(runs: list) -> list:
+    """The runs whose method can run here; one line on stderr per method skipped (a missing optional extra)."""
+    reasons = {m: unavailable_reason(m) for m in {recipe.method for _, recipe in runs}}
+    for method, reason in sorted(reasons.items()):
+        if reason:
+            print(f"skipping {method}: {reason}", file=sys.stderr)
+    return [(name, recipe) for name, recipe in runs if not reasons[recipe.method]]
 
 
 def _data_key(settings: dict, path: Path | None) -> str:
@@ -68,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("runs") / args.profile / "classification" / table
     dense_dir = args.dense_dir or out.parent / "dense"
     methods = methods_from_arg(args.method) if args.method != "both" else None
-    plans: list[tuple[Experiment, list]] = [(e, expand_runs(e, methods, args.seed)) for e in experiments]
+    plans: list[tuple[Experiment, list]] = [(e, _runnable(expand_runs(e, methods, args.seed))) for e in experiments]
     if args.list:
         for experiment, runs in plans:
             for name, _ in runs:
