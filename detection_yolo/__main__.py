@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     config = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
     out = args.out or Path("runs") / args.profile / "detection_yolo"
     data_root = _data_root(args.data_root)
+    from .pipeline import prepare_data, table_runs  # neither imports Ultralytics
+
+    table_runs(config)  # config and data errors end the run before anything is written under --out
+    prepare_data(config, out.resolve(), data_root)
 
     from .ultralytics_env import prepare_ultralytics
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from core.config import load_yaml
 from core.errors import DataError
 
 from .ultralytics_env import ultralytics_root
@@ -113,7 +114,9 @@ def check_data_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data YAML {path} not found; pass --data-root holding it or --set data=PATH (an Ultralytics data YAML)")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = load_yaml(path, what="Ultralytics data YAML") or {}
+    if not isinstance(spec, dict):
+        raise DataError(f"{path} is not an Ultralytics data YAML (a mapping with path, train, val and names); fix the file")
     base = Path(spec.get("path") or path.parent)
     if not base.is_absolute():
         base = (path.parent / base).resolve()
