@@ -51,3 +51,33 @@ table1-cpu: $(CLS_CPU_RUNS)/.done
 	$(CLS_FIG) figure2 --runs $(CLS_CPU_RUNS) --experiment r18_cifar --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
 
 DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2 figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22
+
+# Peers (issue 7): SLR, ADMM (ours), NNI 2.10.1's ADMMPruner, one-shot global magnitude and gradual
+# magnitude pruning on the same model, data, epochs and compression, each followed by the same masked
+# retraining. `make peers` (smoke), `make peers PROFILE=paper DATA_ROOT=...`, `make peers PROFILE=cpu`
+# (= peers-cpu, the CPU-scale real run). The NNI row needs `make install-peers`; without it it is skipped.
+CLS_PEERS_CPU_RUNS ?= runs/cpu/classification/peers_cpu
+
+.PHONY: peers peers-cpu install-peers
+
+ifeq ($(PROFILE),cpu)
+peers: peers-cpu
+else
+peers: $(CLS_RUNS)/peers/.done
+	$(PY) -m figures.peers --runs $(CLS_RUNS)/peers --out $(FIGURES)
+endif
+
+$(CLS_PEERS_CPU_RUNS)/.done: classification/configs/peers_cpu.yaml $(CLS_SOURCES)
+	$(PY) -m classification --table peers_cpu --profile paper --out $(CLS_PEERS_CPU_RUNS) --data-root $(CLS_CPU_DATA) $(CLS_ARGS)
+	touch $@
+
+peers-cpu: $(CLS_PEERS_CPU_RUNS)/.done
+	$(PY) -m figures.peers --runs $(CLS_PEERS_CPU_RUNS) --out $(dir $(CLS_PEERS_CPU_RUNS))figures --name peers_cpu
+
+# NNI 2.10.1 pins filelock<3.12 against the filelock requirements.txt pins for torch; its pruning code
+# never imports filelock, so nni goes in with --no-deps after its other dependencies.
+install-peers: install
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-peers.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps nni==2.10.1
+
+DEMO_TARGETS += peers
