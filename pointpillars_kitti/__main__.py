@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(ArgumentParser(prog="python -m pointpillars_kitti", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (intra-op)")
+    parser.add_argument("--dense-dir", type=Path, default=None, help="cache of dense models trained here (default: <out>/../dense)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
@@ -58,13 +59,18 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.get("dense_checkpoint") and int(cfg.get("dense_epochs") or 0) <= 0:
         raise ConfigError("no dense model: pass --set dense_checkpoint=PATH (a PointPillars state_dict) or --set dense_epochs=80")
     seeds = args.seed or [0]
-    task = KittiTask(cfg, root, progress=not args.no_progress)
-    results = run_grid(lambda recipe: task, build_recipes(cfg, methods_from_arg(args.method), seeds), out, resume=args.resume,
+    task = KittiTask(cfg, root, progress=not args.no_progress, dense_dir=args.dense_dir or out.parent / "dense")
+
+    def task_for(recipe: PruningRecipe) -> KittiTask:  # one dense model for all; shuffles and augmentation follow the seed
+        task.cfg["seed"] = recipe.seed
+        return task
+
+    results = run_grid(task_for, build_recipes(cfg, methods_from_arg(args.method), seeds), out, resume=args.resume,
                        progress=not args.no_progress)
-    if task.dense_history:  # trained here: keep it, so later runs can pass it as dense_checkpoint
-        torch.save(task.dense_state, out / "dense_model.pt")
+    if task.dense_history:
         print("dense training loss per epoch: " + ", ".join(f"{x:.3f}" for x in task.dense_history))
-        print(f"dense model: {out / 'dense_model.pt'} (reuse with --set dense_checkpoint=... --set dense_epochs=0)")
+    if task.dense_source:
+        print(f"dense model: {task.dense_source}")
     print(f"{'run':<22} {'dense':>7} {'hard-pruned (E/M/H)':>22} {'retrained (E/M/H)':>22} {'rate':>7}")
     for r in results:
         m = r["metrics"]

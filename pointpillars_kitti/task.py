@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -11,15 +13,27 @@ import torch
 from torch import nn
 
 from core.errors import CheckpointError, ConfigError
+from core.pipeline import seed_everything
+from core.results import atomic_torch_save
 
 from .dataset import KittiFrames, collate, predictions_to_annos
 from .kitti_eval import evaluate_kitti
 from .kitti_io import frame_ids
 from .model import PointPillars
 
-__all__ = ["KittiTask", "OneCycleAdam", "PRIMARY_METRIC"]
+__all__ = ["KittiTask", "OneCycleAdam", "PRIMARY_METRIC", "dense_cache_key"]
 
 PRIMARY_METRIC = "3d_iou05_R11_mAP_moderate"
+DENSE_SEED = 0  # the dense model is trained with its own fixed seed, so every run (and seed) of a grid shares it
+STAGE_IDS = {"dense": 0, "prune": 1, "retrain": 2}
+
+
+def dense_cache_key(cfg: Mapping[str, Any], data_root: str | Path | None = None) -> str:
+    """A short hash of everything a dense model trained here depends on."""
+    relevant = {k: cfg.get(k) for k in ("classes", "model", "data", "augmentation", "dense_epochs", "optimizer", "batch_size")}
+    if data_root is not None:
+        relevant["data_root"] = str(Path(data_root).resolve())
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 class OneCycleAdam:
@@ -58,9 +72,10 @@ class KittiTask:
     model_name = "pointpillars"
     primary_metric = PRIMARY_METRIC
 
-    def __init__(self, cfg: Mapping[str, Any], data_root: str | Path, progress: bool = False) -> None:
+    def __init__(self, cfg: Mapping[str, Any], data_root: str | Path, progress: bool = False, dense_dir: str | Path | None = None) -> None:
         self.cfg = copy.deepcopy(dict(cfg))
         self.data_root = Path(data_root)
+        self.dense_dir = None if dense_dir is None else Path(dense_dir)
         self.dataset_name = "kitti" if self.cfg["data"]["source"] == "kitti" else "synthetic-kitti"
         self.classes = list(self.cfg["classes"])
         self.progress = progress
@@ -78,7 +93,8 @@ class KittiTask:
         self.device = torch.device("cuda" if wanted == "auto" and torch.cuda.is_available() else ("cpu" if wanted == "auto" else wanted))
         self._dense_state: dict[str, torch.Tensor] | None = None
         self._schedule: OneCycleAdam | None = None
-        self.dense_history: list[float] = []
+        self.dense_history: list[float] = []  # training losses when the dense model was trained in this process
+        self.dense_source: str | None = None  # where the dense model came from: a checkpoint, the cache, or trained here
 
     def config(self) -> dict[str, Any]:
         return self.cfg
@@ -91,23 +107,46 @@ class KittiTask:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_set) / int(self.cfg["batch_size"]))
 
+    def dense_path(self) -> Path | None:
+        """The cache file of the dense model trained with these settings (None without a cache folder)."""
+        if self.dense_dir is None:
+            return None
+        root = self.data_root if self.cfg["data"]["source"] == "kitti" else None  # generated scenes are defined by the settings
+        return self.dense_dir / f"{self.model_name}_{self.dataset_name}_{dense_cache_key(self.cfg, root)}.pt"
+
+    def _load_dense(self, model: nn.Module, path: Path, fix: str) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        try:
+            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        except RuntimeError as err:
+            raise CheckpointError(f"{path} does not fit this PointPillars config ({str(err).splitlines()[0]}); {fix}") from None
+
     def build_model(self) -> nn.Module:
+        """The dense model: ``dense_checkpoint``; else the cached one trained with these settings; else trained here (and cached)."""
         model = PointPillars(self.cfg["model"]).to(self.device)
         if self._dense_state is None:
             ckpt = self.cfg.get("dense_checkpoint")
+            cached = self.dense_path()
             if ckpt:
                 path = Path(ckpt)
                 if not path.is_file():
                     raise CheckpointError(f"dense checkpoint {path} not found; set dense_checkpoint to a saved PointPillars state_dict or dense_epochs > 0")
-                state = torch.load(path, map_location=self.device, weights_only=True)
-                try:
-                    model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-                except RuntimeError as err:
-                    raise CheckpointError(f"{path} does not fit this PointPillars config ({str(err).splitlines()[0]}); use a checkpoint of the same model settings") from None
+                self._load_dense(model, path, "use a checkpoint of the same model settings")
+                self.dense_source = str(path)
+            elif int(self.cfg.get("dense_epochs", 0)) > 0 and cached is not None and cached.is_file():
+                self._load_dense(model, cached, f"delete the stale cache file {cached}")
+                self.dense_source = f"{cached} (cached)"
             elif int(self.cfg.get("dense_epochs", 0)) > 0:
+                seed_everything(DENSE_SEED)  # the same dense model whichever recipe asks first
+                model = PointPillars(self.cfg["model"]).to(self.device)
                 optimizer, _ = self.build_optimizer(model, "dense")
                 for epoch in range(int(self.cfg["dense_epochs"])):
-                    self.dense_history.append(self.train_one_epoch(model, optimizer, epoch, "dense"))
+                    self.dense_history.append(self.train_one_epoch(model, optimizer, epoch, "dense", seed=DENSE_SEED))
+                self.dense_source = "trained here"
+                if cached is not None:
+                    atomic_torch_save({"model": model.state_dict(), "metrics": self.evaluate(model), "losses": self.dense_history,
+                                       "config": self.cfg}, cached)
+                    self.dense_source = f"trained here, cached in {cached}"
             else:
                 raise ConfigError("no dense model: set dense_checkpoint to a trained PointPillars state_dict or dense_epochs > 0")
             self._dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -122,9 +161,13 @@ class KittiTask:
         self._schedule = OneCycleAdam(optimizer, int(epochs) * self.steps_per_epoch(), opt)
         return optimizer, self._schedule
 
-    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str) -> float:
+    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str, seed: int | None = None) -> float:
+        """One epoch; the shuffle and the augmentation draws depend only on (seed, stage, epoch), so a resumed
+        run and a run whose dense model came from the cache see the same batches as an uninterrupted one."""
         model.train()
-        generator = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) * 1000 + epoch)
+        seed = int(self.cfg.get("seed", 0)) if seed is None else seed
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        self.train_set.rng = np.random.default_rng([seed, STAGE_IDS.get(stage, 3), epoch])
         loader = torch.utils.data.DataLoader(self.train_set, batch_size=int(self.cfg["batch_size"]), shuffle=True,
                                              collate_fn=collate, generator=generator, num_workers=0)
         clip = self.cfg["optimizer"].get("grad_norm_clip", 10)

@@ -48,3 +48,19 @@ def test_tiny_smoke_run_writes_a_results_file(tmp_path, capsys):
     assert "aos_official_R40_mAP_moderate" in results["metrics"]["after_retraining"]
     assert (out / "synthetic_kitti" / "ImageSets" / "val.txt").read_text() == "000002\n"
     assert "slr 4.874x" in capsys.readouterr().out
+
+
+def test_dense_model_is_cached_and_a_cached_run_repeats_the_numbers(tmp_path, capsys):
+    tiny = ["--method", "admm", "--no-progress", "--threads", "1", "--dense-dir", str(tmp_path / "dense"),
+            "--set", "compression_rates=[4.874]", "--set", "dense_epochs=2", "--set", "epochs=1", "--set", "retrain_epochs=1",
+            "--set", "data.num_train_scenes=3", "--set", "data.num_eval_scenes=1"]
+    main(["--out", str(tmp_path / "first")] + tiny)
+    cached = list((tmp_path / "dense").glob("pointpillars_synthetic-kitti_*.pt"))
+    assert len(cached) == 1 and "trained here, cached in" in capsys.readouterr().out
+    main(["--out", str(tmp_path / "second")] + tiny)  # loads the cache: no dense training, the same numbers
+    assert f"dense model: {cached[0]} (cached)" in capsys.readouterr().out
+    first, second = (json.loads((tmp_path / d / "admm_4.874x_seed0" / "results.json").read_text()) for d in ("first", "second"))
+    assert first["metrics"] == second["metrics"]
+    assert [row["loss"] for row in first["history"]] == [row["loss"] for row in second["history"]]
+    main(["--out", str(tmp_path / "third")] + tiny + ["--set", "dense_epochs=1"])  # the later --set wins
+    assert len(list((tmp_path / "dense").glob("*.pt"))) == 2  # other dense settings: another cache file
