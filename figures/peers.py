@@ -10,8 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.errors import exit_on_user_error
-from figures.common import mean_std, metric, runs_out_parser, task_results, write_table
+from core.errors import DataError, exit_on_user_error
+from figures.common import collect_results, mean_std, metric, runs_out_parser, write_table
 
 __all__ = ["COLUMNS", "METHOD_LABELS", "peer_rows", "run_peers_table"]
 
@@ -59,7 +59,9 @@ def run_peers_table(argv: list[str] | None = None) -> Path:
     parser = runs_out_parser(__doc__, runs_help="folder with the peers runs' results files", out_help="folder for peers.md and peers.tex")
     parser.add_argument("--name", default="peers", help="output file name (default: peers)")
     args = parser.parse_args(argv)
-    results = task_results(args.runs, "classification", "peers")
+    results = collect_results(args.runs)  # any task's runs: the table groups by model and data set
+    if not results:
+        raise DataError(f"no results under {args.runs}; run `make peers` (python -m classification --table peers) first")
     metric_name = ", ".join(sorted({r["primary_metric"] for r in results}))
     profiles = ", ".join(sorted({r["profile"] for r in results}))
     caption = (f"Peers on the same model, data, epochs and compression, each followed by the same masked retraining "
