@@ -11,9 +11,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .errors import DataError
+from .errors import CheckpointError, DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save",
+           "read_checkpoint", "load_state"]
 
 SCHEMA_VERSION = 1
 
@@ -99,6 +100,36 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
+
+
+def _first_line(err: BaseException, keys: tuple[str, ...] = ()) -> str:
+    """The line of ``err``'s message that says what is wrong (the first one mentioning ``keys``), shortened."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    line = next((line for line in lines if any(k in line for k in keys)), lines[0])
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def read_checkpoint(path: str | Path, what: str, fix: str, weights_only: bool = False) -> Any:
+    """``torch.load`` of a checkpoint on the CPU; a missing, truncated or foreign file is a
+    :class:`CheckpointError` naming the file and ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist; {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for unreadable files
+        raise CheckpointError(f"{what} {path} cannot be read, it is truncated or not a PyTorch file "
+                              f"({type(err).__name__}: {_first_line(err)}); {fix}") from None
+
+
+def load_state(target: Any, state: Any, path: str | Path, fix: str) -> None:
+    """``target.load_state_dict(state)`` (a module, optimizer or scheduler); a state saved from
+    another model is a :class:`CheckpointError` naming ``path``, the first mismatch and ``fix``."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        problem = _first_line(err, ("size mismatch", "Missing key", "Unexpected key", "parameter group"))
+        raise CheckpointError(f"{path} does not fit this {type(target).__name__} ({problem}); {fix}") from None
 
 
 def jsonable(value: Any) -> Any:

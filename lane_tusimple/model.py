@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from core.errors import CheckpointError
+from core.results import read_checkpoint
 
 from .labels import GRIDING_NUM, NUM_LANES, TUSIMPLE_ROW_ANCHORS
 
@@ -172,11 +173,11 @@ class UFLD(nn.Module):
 def load_ufld_checkpoint(model: UFLD, path: str | Path) -> None:
     """Load a checkpoint of this model or of the UFLD code base (``model.model.*`` backbone names)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; download UFLD's TuSimple ResNet-18 model or set checkpoint: null")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path, "checkpoint", "download UFLD's TuSimple ResNet-18 model (tusimple_18.pth) or set dense.checkpoint: null")
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no model state dict; use a TuSimple ResNet-18 UFLD checkpoint")
     renamed = {}
     for key, value in state.items():
         key = key.removeprefix("module.")
