@@ -22,7 +22,7 @@ from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
 from .methods import get_method
 from .pruner import as_sparsity_config
-from .results import atomic_torch_save, build_results, code_version, write_results
+from .results import atomic_torch_save, build_results, code_version, load_state, read_checkpoint, write_results
 from .run_log import RunLogger
 from .snapshots import SNAPSHOT_FILE, SNAPSHOT_STAGES, pick_layers, save_snapshots, weight_snapshot
 from .stats import compression_stats
@@ -150,19 +150,22 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     masks: Masks | None = None
 
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(ckpt_path, "run checkpoint", "delete it and run again without --resume")
+        if not isinstance(ckpt, dict) or not {"recipe", "model", "pruner", "optimizer", "state", "rng"} <= set(ckpt):
+            raise CheckpointError(f"{ckpt_path} is not a run checkpoint of this project; delete it or use a new --out")
         if ckpt.get("recipe") != recipe.as_dict():
             raise CheckpointError(f"{ckpt_path} was written by a run with another configuration; resume with the same settings or use a new --out")
-        model.load_state_dict(ckpt["model"])
+        fix = "resume with the model settings that wrote it, or delete it and run again without --resume"
+        load_state(model, ckpt["model"], ckpt_path, fix)
         pruner.load_state_dict(ckpt["pruner"])
         state = ckpt["state"]
         if state["stage"] == "retrain":
             masks = Masks.from_state_dict(model, ckpt["masks"])
             pruner.detach()
             optimizer, scheduler = task.build_optimizer(model, "retrain")
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_state(optimizer, ckpt["optimizer"], ckpt_path, fix)
         if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
+            load_state(scheduler, ckpt["scheduler"], ckpt_path, fix)
         set_rng_state(ckpt["rng"])
     elif resume:
         raise CheckpointError(f"--resume given but {ckpt_path} does not exist; start without --resume")
@@ -203,10 +206,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         """Train, update the pruner, step the scheduler, evaluate and log one epoch of ``stage``."""
         loss = task.train_one_epoch(model, optimizer, epoch, stage)
         if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho, "
-                f"or --resume from the last good checkpoint in {out_dir}"
-            )
+            resume_hint = f" (after lowering the learning rate, --resume continues from {ckpt_path})" if ckpt_path.is_file() else ""
+            raise TrainingDiverged(f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho and run again{resume_hint}")
         record = pruner.update(loss) if stage == "prune" else None
         if scheduler is not None:
             scheduler.step()
