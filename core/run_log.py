@@ -17,11 +17,13 @@ class RunLogger:
     def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
         self.csv_path = Path(out_dir) / "log.csv"
         self._writer = None
+        self._make_writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+                # made at the first log, so a run that fails before its first epoch leaves no events file
+                self._make_writer = lambda: SummaryWriter(str(Path(out_dir) / "tensorboard"))
             except ImportError:  # tensorboard is optional for library users
                 self._writer = None
 
@@ -36,6 +38,8 @@ class RunLogger:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write(self.csv_path, lambda f: f.write(buffer.getvalue()))
+        if self._writer is None and self._make_writer is not None:
+            self._writer, self._make_writer = self._make_writer(), None
         if self._writer is not None and rows:
             last = rows[-1]
             for key, value in last.items():
