@@ -8,7 +8,7 @@ from .pipeline import PruningRecipe, Task, run_pipeline
 from .errors import CheckpointError
 from .results import jsonable, read_results
 
-__all__ = ["run_name", "run_grid", "same_recipe"]
+__all__ = ["run_name", "run_grid", "same_recipe", "check_sparsity"]
 
 
 def same_recipe(results: dict[str, Any], recipe: PruningRecipe) -> bool:
@@ -24,14 +24,27 @@ def run_name(recipe: PruningRecipe, label: str | None = None) -> str:
     return f"{recipe.method}_{label}_seed{recipe.seed}"
 
 
+def check_sparsity(make_task: Callable[[PruningRecipe], Task], recipes: Iterable[tuple[str, PruningRecipe]]) -> None:
+    """Resolve every recipe's sparsity config on its task's untrained architecture, for tasks
+    that offer ``new_model()``: an unknown layer name or an unreachable rate then ends a grid
+    before any dense training or run, not after the runs before it."""
+    for _, recipe in recipes:
+        new_model = getattr(make_task(recipe), "new_model", None)
+        if new_model is not None:
+            recipe.sparsity.resolve(new_model())
+
+
 def run_grid(make_task: Callable[[PruningRecipe], Task], recipes: Iterable[tuple[str, PruningRecipe]], out_root: str | Path,
              resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run each ``(name, recipe)`` into ``out_root/name``.
 
     With ``resume``, finished runs (results.json present) are read rather than rerun and
     unfinished ones continue from their checkpoint; without it every run starts afresh.
+    Sparsity configs are checked first (:func:`check_sparsity`).
     """
     out_root = Path(out_root)
+    recipes = list(recipes)
+    check_sparsity(make_task, recipes)
     results = []
     for name, recipe in recipes:
         out_dir = out_root / name

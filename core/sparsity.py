@@ -80,12 +80,13 @@ class PrunedLayer:
         return keep_count(groups, self.ratio) * (numel // groups)
 
 
-def _check_ratio(key: str, ratio: Any) -> float:
+def _check_ratio(key: str, ratio: Any, source: str) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
-        raise ConfigError(f"prune_ratios['{key}'] = {ratio!r} is not a number; give the fraction of weights to remove, e.g. 0.9")
+        raise ConfigError(f"{source}: prune_ratios['{key}'] = {ratio!r} is not a number; give the fraction of weights to remove, e.g. 0.9")
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(
-            f"prune_ratios['{key}'] = {ratio} is outside [0, 1); a ratio is the fraction of weights removed (0.9 keeps 10%)"
+            f"{source}: prune_ratios['{key}'] = {ratio} is outside [0, 1); give the fraction of weights removed, "
+            "e.g. 0.9 (keeps 10%; for a compression rate use target_rate)"
         )
     return float(ratio)
 
@@ -99,10 +100,10 @@ class SparsityConfig:
     target_rate: float | None = None
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    source: str = "<dict>"
+    source: str = "the sparsity config"
 
     def __post_init__(self) -> None:
-        Scheme.parse(self.scheme)
+        self._scheme(self.scheme)
         if not isinstance(self.prune_ratios, Mapping):
             raise ConfigError(f"{self.source}: prune_ratios must be a mapping 'name: ratio'")
         for key, value in self.prune_ratios.items():
@@ -117,7 +118,7 @@ class SparsityConfig:
 
     # construction -----------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "SparsityConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "the sparsity config") -> "SparsityConfig":
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: a sparsity config is a mapping with 'prune_ratios' or 'target_rate'")
         known = {"prune_ratios", "scheme", "target_rate", "include", "exclude"}
@@ -149,15 +150,21 @@ class SparsityConfig:
         return data
 
     # resolution -------------------------------------------------------------------------
+    def _scheme(self, text: Any) -> Scheme:
+        try:
+            return Scheme.parse(text)
+        except ConfigError as err:
+            raise ConfigError(f"{self.source}: {err}") from None
+
     def _entry(self, key: str, value: Any) -> tuple[float | None, Scheme]:
         if isinstance(value, Mapping):
-            scheme = Scheme.parse(value.get("scheme", self.scheme))
+            scheme = self._scheme(value.get("scheme", self.scheme))
             ratio = value.get("ratio")
         else:
-            scheme, ratio = Scheme.parse(self.scheme), value
+            scheme, ratio = self._scheme(self.scheme), value
         if ratio is None and scheme.kind == "nm":
             return scheme.nm_ratio, scheme
-        return _check_ratio(key, ratio), scheme
+        return _check_ratio(key, ratio, self.source), scheme
 
     def resolve(self, model: nn.Module) -> list[PrunedLayer]:
         """The pruned layers of ``model``, in the model's parameter order."""

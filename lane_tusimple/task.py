@@ -78,8 +78,12 @@ class LaneTask:
         return self.cfg
 
     # model ------------------------------------------------------------------------------
+    def new_model(self) -> nn.Module:
+        """UFLD with fresh weights (the pipeline checks sparsity configs on it before any run)."""
+        return UFLD(self.model_config)
+
     def build_model(self) -> nn.Module:
-        model = UFLD(self.model_config)
+        model = self.new_model()
         dense = self.cfg["dense"]
         checkpoint = dense.get("checkpoint")
         if checkpoint:
