@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         if key not in data_cache:
             data_cache[key] = load_data(experiment.settings["data"], path)
     total = sum(len(runs) for _, runs in plans)
-    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}", file=sys.stderr)
+    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}")
     started = time.time()
     for experiment, runs in plans:
         data = data_cache[_data_key(experiment.settings, _data_path(experiment.settings, data_root))]
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             m, metric = r["metrics"], r["primary_metric"]
             print(f"{experiment.name}/{name}: {metric} dense {m['dense'][metric]:.2f}  trained {m['after_training'][metric]:.2f}  "
                   f"hard-pruned {m['after_hard_pruning'][metric]:.2f}  retrained {m['after_retraining'][metric]:.2f}  "
-                  f"rate {r['achieved_compression']['pruned_layers']:.2f}x", file=sys.stderr)
-    print(f"{table}: {total} run(s) done in {time.time() - started:.0f} s", file=sys.stderr)
+                  f"rate {r['achieved_compression']['pruned_layers']:.2f}x")
+    print(f"{table}: {total} run(s) done in {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":
