@@ -28,9 +28,9 @@ def collect_results(root: str | Path, **match: Any) -> list[dict[str, Any]]:
 
 def task_results(root: str | Path, task: str, target: str) -> list[dict[str, Any]]:
     """The results files of ``task`` under ``root``; a one-line error naming ``make target`` when there is none."""
-    results = collect_results(root, task=task)
+    results = collect_results(root, task=task) if Path(root).is_dir() else []
     if not results:
-        raise DataError(f"no {task} results under {root}; run `make {target}` (python -m {task}) first")
+        raise DataError(f"no {task} results under {root}; run `make {target}` (python -m {task}) first, or pass --runs with its output folder")
     return results
 
 
