@@ -89,6 +89,26 @@ def test_pillar_decorations_hand_case():
     assert feats[0, 2:].abs().sum() == 0  # padding stays zero
 
 
+def test_pillar_features_normalise_over_pillars_and_points_as_openpcdet():
+    # OpenPCDet runs BatchNorm1d on (V, C, P); the flat (V * P, C) view must give the same features and running statistics
+    model = PointPillars(load_run_config(CONFIG, "smoke")["model"])
+    vfe, ref = model.vfe, PointPillars(load_run_config(CONFIG, "smoke")["model"]).vfe
+    ref.load_state_dict(vfe.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    voxels = torch.randn(40, 32, 4, generator=gen)
+    num_points = torch.randint(1, 33, (40,), generator=gen)
+    coords = torch.column_stack([torch.zeros(40, dtype=torch.long), torch.zeros(40, dtype=torch.long),
+                                 torch.randint(0, 64, (40,), generator=gen), torch.randint(0, 64, (40,), generator=gen)])
+    for train in (True, False):
+        vfe.train(train)
+        ref.train(train)
+        x = ref.linear(ref.decorate(voxels, num_points, coords))
+        expected = torch.relu(ref.bn(x.permute(0, 2, 1)).permute(0, 2, 1)).max(dim=1).values
+        torch.testing.assert_close(vfe(voxels, num_points, coords), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(vfe.bn.running_mean, ref.bn.running_mean)
+        torch.testing.assert_close(vfe.bn.running_var, ref.bn.running_var)
+
+
 def test_box_coding_round_trip_and_hand_values():
     anchors = torch.tensor([[10.0, 0.0, -1.0, 3.9, 1.6, 1.56, 0.0]])
     boxes = torch.tensor([[11.0, 0.5, -0.9, 4.2, 1.7, 1.5, 0.3]])
