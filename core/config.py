@@ -143,6 +143,7 @@ def _unknown(config: Mapping[str, Any], parts: list[str], what: str) -> str:
     """'<key> is not a <what> of the config (did you mean ...?); ...' for an override."""
     key = ".".join(parts)
     keys = _keys(config)
-    close = [k for k in keys if k.endswith("." + key)][:1] or difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'?" if close else f"the config's top-level keys are {', '.join(sorted(map(str, config)))}"
+    close = [k for k in keys if k.endswith("." + key)][:3] or difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    hint = (f"did you mean {' or '.join(repr(k) for k in close)}?" if close
+            else f"the config's top-level keys are {', '.join(sorted(map(str, config)))}")
     return f"'{key}' is not a {what} of the config; {hint}"
