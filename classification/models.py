@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from core.errors import CheckpointError, ConfigError
+from core.results import load_state, read_checkpoint
 
 __all__ = ["ARCHITECTURES", "build_model", "CifarResNet", "VGG", "load_checkpoint_weights"]
 
@@ -185,18 +186,11 @@ def build_model(arch: str, num_classes: int = 10, width: float = 1.0, stem: str 
 def load_checkpoint_weights(model: nn.Module, path: str | Path) -> None:
     """Load a dense checkpoint (a state dict, or a dict holding one under ``model`` / ``state_dict``)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"dense checkpoint {path} does not exist; pass an existing file to --dense-checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unreadable files
-        raise CheckpointError(f"cannot read dense checkpoint {path} ({type(err).__name__}); pass a PyTorch state-dict file") from None
+    state = read_checkpoint(path, "dense checkpoint", "pass an existing PyTorch state-dict file to --dense-checkpoint", weights_only=True)
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"dense checkpoint {path} holds no state dict; pass a PyTorch state-dict file to --dense-checkpoint")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-        raise CheckpointError(f"dense checkpoint {path} does not fit the configured model ({first}); check model/width/num_classes") from None
+    load_state(model, state, f"dense checkpoint {path}", "check model.arch, model.width and the data set's classes, or pass another --dense-checkpoint")

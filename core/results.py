@@ -106,6 +106,7 @@ def _first_line(err: BaseException, keys: tuple[str, ...] = ()) -> str:
     """The line of ``err``'s message that says what is wrong (the first one mentioning ``keys``), shortened."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
     line = next((line for line in lines if any(k in line for k in keys)), lines[0])
+    line = line.split(". ")[0].rstrip(".")  # the first sentence
     return line if len(line) <= 160 else line[:157] + "..."
 
 
