@@ -14,7 +14,7 @@ from torch import nn
 
 from core.errors import CheckpointError, ConfigError
 from core.pipeline import seed_everything
-from core.results import atomic_torch_save
+from core.results import atomic_torch_save, load_state, read_checkpoint
 
 from .dataset import KittiFrames, collate, predictions_to_annos
 from .kitti_eval import evaluate_kitti
@@ -115,11 +115,8 @@ class KittiTask:
         return self.dense_dir / f"{self.model_name}_{self.dataset_name}_{dense_cache_key(self.cfg, root)}.pt"
 
     def _load_dense(self, model: nn.Module, path: Path, fix: str) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        try:
-            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-        except RuntimeError as err:
-            raise CheckpointError(f"{path} does not fit this PointPillars config ({str(err).splitlines()[0]}); {fix}") from None
+        state = read_checkpoint(path, "dense checkpoint", fix, weights_only=True)
+        load_state(model, state.get("model", state) if isinstance(state, dict) else state, path, fix)
 
     def build_model(self) -> nn.Module:
         """The dense model: ``dense_checkpoint``; else the cached one trained with these settings; else trained here (and cached)."""
