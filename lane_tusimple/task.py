@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from core.errors import ConfigError
 from core.pipeline import PruningRecipe, rng_state, set_rng_state
-from core.results import atomic_torch_save
+from core.results import atomic_torch_save, load_state, read_checkpoint
 
 from .augment import UFLDAugment
 from .dataset import TuSimpleDataset
@@ -92,7 +92,8 @@ class LaneTask:
                 path = self.data_root / path
             load_ufld_checkpoint(model, path)
         elif self.dense_path is not None and self.dense_path.is_file():
-            model.load_state_dict(torch.load(self.dense_path, map_location="cpu", weights_only=True))
+            fix = f"delete {self.dense_path} (a dense model cached by an earlier run) or run without --resume"
+            load_state(model, read_checkpoint(self.dense_path, "cached dense model", fix, weights_only=True), self.dense_path, fix)
         elif int(dense.get("epochs", 0)) > 0:
             from tqdm.auto import tqdm
 

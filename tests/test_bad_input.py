@@ -150,6 +150,13 @@ def _other_model_state(ctx: Ctx) -> Path:
     return path
 
 
+def _foreign_dense_cache(ctx: Ctx) -> list[str]:
+    """``--out`` whose dense-model cache (lane_tusimple's ``dense/dense_seed0.pt``) holds another model."""
+    (ctx.out / "dense").mkdir(parents=True)
+    torch.save(torch.nn.Linear(3, 2).state_dict(), ctx.out / "dense" / "dense_seed0.pt")
+    return ["--out", str(ctx.out)]
+
+
 # --- the cases ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Case:
@@ -238,6 +245,12 @@ CASES = [
     Case("tusimple-missing-h_samples", "lane_tusimple",
          lambda c: [*LANE_LABELS, "--data-root", str(c.tusimple(_drop_h_samples)), *out(c)],
          ("train_label.json:2", "has no 'h_samples'"), ("fix or remove that line",)),
+    Case("lane-resume-with-a-foreign-cached-dense-model", "lane_tusimple",
+         lambda c: [*LANE_LABELS, "--data-root", str(c.tusimple(lambda lines: None)), "--resume", "--method", "slr",
+                    *sum((["--set", s] for s in ("dense.checkpoint=null", "dense.epochs=1", "model.width=8", "model.fc_hidden=16",
+                                                 "model.input_size=[64, 160]", "pruning.rates=[1.82]")), []),
+                    *_foreign_dense_cache(c)],
+         ("dense/dense_seed0.pt does not fit this UFLD", "Missing key(s)"), ("a dense model cached by an earlier run", "without --resume")),
     # detection data
     Case("yolo-data-yaml-missing", "detection_yolo",
          lambda c: ["--profile", "paper", "--no-progress", "--data-root", str(c.write("coco/README", "").parent), *out(c)],
