@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import build_pruner
+from .distributed import is_main
 from .errors import CheckpointError, ConfigError, UserError
 from .masks import Masks
 from .methods import get_method
@@ -113,7 +114,7 @@ def _progress(total: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, disable=not (enabled and is_main()), leave=False, dynamic_ncols=True)
 
 
 def history_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -184,6 +185,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
 
     def save_checkpoint() -> None:
         tick()
+        if not is_main():  # under torchrun rank 0 writes; every rank holds the same state
+            return
         atomic_torch_save({
             "recipe": recipe.as_dict(),
             "model": model.state_dict(),
@@ -264,7 +267,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     stats = compression_stats(model, pruner.names)
     extra: dict[str, Any] = {}
     if all(stage in snapshots for stage in SNAPSHOT_STAGES):  # a checkpoint of an older version may lack them
-        save_snapshots(out_dir / SNAPSHOT_FILE, snapshots)
+        if is_main():
+            save_snapshots(out_dir / SNAPSHOT_FILE, snapshots)
         extra["heatmaps"] = SNAPSHOT_FILE  # relative to the results file
     tick()
     results = build_results(
@@ -274,7 +278,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         config={"recipe": recipe.as_dict(), "task": getattr(task, "config", lambda: {})()}, wall_time_s=state["elapsed"],
         code=code, stage_wall_time_s=dict(state.get("stage_elapsed", {})), **extra,
     )
-    write_results(out_dir / "results.json", results)
+    if is_main():
+        write_results(out_dir / "results.json", results)
     return results
 
 

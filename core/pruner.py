@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
+from .distributed import mean_over_ranks
 from .errors import CheckpointError, ConfigError
 from .masks import HookHandles, Masks
 from .sparsity import PrunedLayer, SparsityConfig
@@ -115,7 +115,7 @@ class DualPruner(ABC):
         """
         self.calls += 1
         if loss is not None:
-            self._pending_losses.append(_mean_over_ranks(loss, self.params[0].device))
+            self._pending_losses.append(mean_over_ranks(loss, self.params[0].device))
         if self.calls % self.update_every:
             return None
         losses, self._pending_losses = self._pending_losses, []
@@ -197,15 +197,6 @@ class DualPruner(ABC):
         self.history = [dict(r) for r in state["history"]]
         self._load_extra_state(state)
         self._refresh_offset()
-
-
-def _mean_over_ranks(loss: "float | Tensor", device: torch.device) -> float:
-    """The loss as a float, averaged over ranks when torch.distributed is initialized."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        value = torch.as_tensor(loss, dtype=torch.float64, device=device).detach().clone()
-        dist.all_reduce(value)
-        return float(value) / dist.get_world_size()
-    return float(loss)
 
 
 def squared_norms_and_inner(diffs: list[Tensor], duals: list[Tensor]) -> tuple[list[float], list[float]]:

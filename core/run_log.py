@@ -6,19 +6,22 @@ import io
 from pathlib import Path
 from typing import Any, Mapping
 
+from .distributed import is_main
 from .results import atomic_write
 
 __all__ = ["RunLogger"]
 
 
 class RunLogger:
-    """Writes ``log.csv`` and TensorBoard events under ``out_dir``."""
+    """Writes ``log.csv`` and TensorBoard events under ``out_dir``; under torchrun only rank 0
+    writes (the other ranks' loggers do nothing)."""
 
     def __init__(self, out_dir: str | Path, tensorboard: bool = True) -> None:
         self.csv_path = Path(out_dir) / "log.csv"
         self._writer = None
         self._make_writer = None
-        if tensorboard:
+        self.active = is_main()
+        if tensorboard and self.active:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -29,6 +32,8 @@ class RunLogger:
 
     def log(self, rows: list[Mapping[str, Any]], step: int) -> None:
         """Rewrite the CSV with all ``rows``; send the last row's numbers to TensorBoard."""
+        if not self.active:
+            return
         rows = [_flat(row) for row in rows]
         columns: list[str] = []
         for row in rows:
