@@ -288,11 +288,12 @@ CASES = [
 ]
 
 
-def _files(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``folder`` with its size and modification time."""
+def _files(folder: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file under ``folder`` with its size and modification time, and every folder (None)."""
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
