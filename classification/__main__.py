@@ -4,6 +4,10 @@
         [--experiment r18_cifar] [--method slr|admm|both] [--seed 0 --seed 1]
         [--dense-checkpoint dense.pt] [--set pruning.epochs=5] [--out runs/smoke/classification/table1]
 
+Under ``torchrun --nproc_per_node=N -m classification ...`` the runs train in
+DistributedDataParallel (gloo on the CPU, nccl on GPUs); ``batch_size`` stays the global batch
+and only rank 0 writes results, checkpoints, logs and progress bars.
+
 Each run writes ``<out>/<experiment>/<method>_<rate>x[_<sweep>]_seed<seed>/results.json``;
 ``figures/tableN.py`` turns them into the table. ``--set`` overrides apply to every selected
 experiment (keys as in the config's ``defaults``, e.g. ``batch_size=64``, ``data.train_subset=5000``).
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from core import distributed
 from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
 from core.methods import method_names, unavailable_reason
 from core.errors import ConfigError, exit_on_user_error
@@ -62,6 +67,12 @@ def _runnable(runs: list) -> list:
     return [(name, recipe) for name, recipe in runs if not reasons[recipe.method]]
 
 
+def _info(*args, **kwargs) -> None:
+    """print() on rank 0 only (under torchrun every rank runs main())."""
+    if distributed.is_main():
+        print(*args, **kwargs)
+
+
 def _data_key(settings: dict, path: Path | None) -> str:
     return repr((sorted(settings["data"].items()), str(path)))
 
@@ -69,6 +80,7 @@ def _data_key(settings: dict, path: Path | None) -> str:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    device = distributed.init_from_env(args.device)  # joins torchrun's process group, if any
     table, experiments = load_table(args.table, args.profile, args.overrides, args.experiment)
     threads = args.threads if args.threads is not None else experiments[0].settings.get("threads")
     if threads is not None:
@@ -93,22 +105,22 @@ def main(argv: list[str] | None = None) -> None:
         if key not in data_cache:
             data_cache[key] = load_data(experiment.settings["data"], path)
     total = sum(len(runs) for _, runs in plans)
-    print(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}")
+    _info(f"{table} ({experiments[0].settings['profile']}): {len(plans)} experiment(s), {total} run(s) -> {out}")
     started = time.time()
     for experiment, runs in plans:
         data = data_cache[_data_key(experiment.settings, _data_path(experiment.settings, data_root))]
 
         def make_task(recipe, experiment=experiment, data=data):
-            return ClassificationTask(experiment.settings, data, dense_dir, args.dense_checkpoint, args.device,
+            return ClassificationTask(experiment.settings, data, dense_dir, args.dense_checkpoint, device,
                                       progress=not args.no_progress)
 
         results = run_grid(make_task, runs, out / experiment.name, resume=args.resume, progress=not args.no_progress)
         for (name, _), r in zip(runs, results):
             m, metric = r["metrics"], r["primary_metric"]
-            print(f"{experiment.name}/{name}: {metric} dense {m['dense'][metric]:.2f}  trained {m['after_training'][metric]:.2f}  "
+            _info(f"{experiment.name}/{name}: {metric} dense {m['dense'][metric]:.2f}  trained {m['after_training'][metric]:.2f}  "
                   f"hard-pruned {m['after_hard_pruning'][metric]:.2f}  retrained {m['after_retraining'][metric]:.2f}  "
                   f"rate {r['achieved_compression']['pruned_layers']:.2f}x")
-    print(f"{table}: {total} run(s) done in {time.time() - started:.0f} s")
+    _info(f"{table}: {total} run(s) done in {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":

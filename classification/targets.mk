@@ -50,6 +50,14 @@ table1-cpu: $(CLS_CPU_RUNS)/.done
 	$(CLS_FIG) figure1 --runs $(CLS_CPU_RUNS) --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
 	$(CLS_FIG) figure2 --runs $(CLS_CPU_RUNS) --experiment r18_cifar --out $(dir $(CLS_CPU_RUNS))figures --suffix _cpu
 
+# the same grid under torchrun: NPROC processes in DistributedDataParallel (gloo on CPU, nccl on GPUs),
+# batch_size is the global batch; e.g. `make classification-ddp NPROC=2 CLS_ARGS='--method slr'`
+NPROC ?= 2
+.PHONY: classification-ddp
+classification-ddp: install
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) -m classification --table table7 \
+		--profile $(PROFILE) --out $(CLS_RUNS)/table7-ddp $(CLS_DATA_ARG) $(CLS_ARGS)
+
 DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2 figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22
 
 # Peers (issue 7): SLR, ADMM (ours), NNI 2.10.1's ADMMPruner, one-shot global magnitude and gradual

@@ -1,4 +1,12 @@
-"""The pipeline's task interface for image classification (core.pipeline.Task)."""
+"""The pipeline's task interface for image classification (core.pipeline.Task).
+
+Under ``torchrun`` the model trains in DistributedDataParallel with batch norm over the global
+batch, each rank takes its share of every global batch, and evaluation sums are reduced over
+ranks, so every rank holds the same model, pruner and random state as one process would. Each
+epoch's shuffle seed is drawn from the run's random state and each image's augmentation is
+drawn from (that seed, its index) alone: the run is the same on any number of ranks (up to
+floating-point summation order) and resumes from a checkpoint to the same numbers.
+"""
 from __future__ import annotations
 
 import copy
@@ -9,7 +17,9 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from core import distributed
 
 from core.errors import ConfigError
 from core.pipeline import rng_state, seed_everything, set_rng_state
@@ -19,7 +29,7 @@ from .data import ClassificationData
 from .metrics import topk_correct
 from .models import build_model, load_checkpoint_weights
 
-__all__ = ["ClassificationTask", "build_optimizer", "dense_cache_key"]
+__all__ = ["ClassificationTask", "SeededItems", "build_optimizer", "dense_cache_key"]
 
 _OPTIMIZERS = ("adam", "sgd")
 
@@ -50,12 +60,34 @@ def dense_cache_key(settings: Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+class SeededItems(Dataset):
+    """A data set indexed by ``(seed, index)`` pairs (:class:`core.distributed.ShardedEpochSampler`):
+    each item's random augmentation is drawn from a generator seeded by the pair alone, and the
+    caller's random state is left as it was."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        seed, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed((seed * 1_000_003 + index) % (2**63 - 1))
+            return self.dataset[index]
+
+
 class ClassificationTask:
     """One classifier on one data set, with the optimizers and epochs of ``settings``.
 
     The dense model is, in order: loaded from ``dense_checkpoint``; read from the cache folder;
     or trained here (``dense.epochs``, with its own fixed seed) and written to the cache, so the
     runs of a table share one dense model as the paper's runs share one pretrained model.
+
+    ``batch_size`` is the global batch: under torchrun each of W ranks trains on ``batch_size / W``
+    images per step. ``sync_bn`` (default true) makes batch norm use the global batch's statistics
+    when several ranks train, as one process would.
     """
 
     task = "classification"
@@ -68,7 +100,8 @@ class ClassificationTask:
         self.dense_dir = Path(dense_dir)
         self.dense_checkpoint = None if dense_checkpoint is None else Path(dense_checkpoint)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.progress = progress
+        self.progress = progress and distributed.is_main()
+        self.world, self.rank = distributed.world_size(), distributed.rank()
         model_cfg = self.settings["model"]
         self.model_name = model_cfg["arch"]
         self.dataset_name = data.name
@@ -76,9 +109,14 @@ class ClassificationTask:
         if self.primary_metric not in ("top1", "top5"):
             raise ConfigError(f"primary_metric '{self.primary_metric}' is not top1 or top5")
         self.batch_size = int(self.settings.get("batch_size", 128))
+        if self.batch_size < 1 or self.batch_size % self.world:
+            raise ConfigError(f"batch_size {self.batch_size} is the global batch and must be a positive multiple of the "
+                              f"{self.world} processes; set --set batch_size=... or change --nproc_per_node")
+        self.sync_bn = bool(self.settings.get("sync_bn", True))
         self.workers = int(self.settings.get("workers", 0))
         self._train_loader: DataLoader | None = None
         self._test_loader: DataLoader | None = None
+        self._ddp: nn.Module | None = None
 
     def config(self) -> dict[str, Any]:
         """The task settings stored in each results file."""
@@ -89,10 +127,14 @@ class ClassificationTask:
 
     # data -----------------------------------------------------------------------------------
     def _loader(self, train: bool) -> DataLoader:
-        dataset = self.data.train if train else self.data.test
-        return DataLoader(dataset, batch_size=self.batch_size if train else max(self.batch_size, 256), shuffle=train,
-                          num_workers=self.workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=self.workers > 0)
+        common = dict(num_workers=self.workers, pin_memory=self.device.type == "cuda", persistent_workers=self.workers > 0)
+        if train:  # this rank's share of each global batch; the seed is set every epoch
+            sampler = distributed.ShardedEpochSampler(len(self.data.train), self.rank, self.world)  # type: ignore[arg-type]
+            return DataLoader(SeededItems(self.data.train), batch_size=self.batch_size // self.world, sampler=sampler, **common)
+        test = self.data.test
+        if self.world > 1:  # disjoint shards; evaluate() sums over ranks
+            test = Subset(test, distributed.shard_indices(len(test)))  # type: ignore[arg-type]
+        return DataLoader(test, batch_size=max(self.batch_size, 256), shuffle=False, **common)
 
     @property
     def train_loader(self) -> DataLoader:
@@ -110,8 +152,9 @@ class ClassificationTask:
     def new_model(self) -> nn.Module:
         """The architecture with fresh weights (ImageNet weights when ``model.pretrained``)."""
         cfg = self.settings["model"]
-        return build_model(cfg["arch"], self.data.num_classes, float(cfg.get("width", 1.0)), cfg.get("stem", "cifar"),
-                           bool(cfg.get("pretrained", False))).to(self.device)
+        model = build_model(cfg["arch"], self.data.num_classes, float(cfg.get("width", 1.0)), cfg.get("stem", "cifar"),
+                            bool(cfg.get("pretrained", False))).to(self.device)
+        return distributed.convert_sync_batchnorm(model, self.device) if self.sync_bn else model
 
     def dense_path(self) -> Path:
         return self.dense_dir / f"{self.model_name}_{self.dataset_name}_{dense_cache_key(self.settings)}.pt"
@@ -122,12 +165,15 @@ class ClassificationTask:
             load_checkpoint_weights(model, self.dense_checkpoint)
             return model
         path = self.dense_path()
-        if path.is_file():
+        if distributed.broadcast_object(path.is_file()):  # rank 0 decides, so that all ranks train or none
             load_checkpoint_weights(model, path)
             return model
         if int(self.settings.get("dense", {}).get("epochs", 0)) > 0:
             self._train_dense(model)
-            atomic_torch_save({"model": model.state_dict(), "metrics": self.evaluate(model), "settings": self.settings}, path)
+            metrics = self.evaluate(model)  # every rank: the sums are reduced over them
+            if distributed.is_main():
+                atomic_torch_save({"model": model.state_dict(), "metrics": metrics, "settings": self.settings}, path)
+            distributed.barrier()  # the cache exists before any rank goes on
         return model
 
     def _train_dense(self, model: nn.Module) -> None:
@@ -158,43 +204,57 @@ class ClassificationTask:
         epochs = int(self.settings["pruning"]["retrain_epochs" if stage == "retrain" else "epochs"])
         return optimizer, _build_scheduler(optimizer, cfg.get("scheduler"), epochs)
 
+    def _parallel(self, model: nn.Module) -> nn.Module:
+        """The module to train: ``model`` in DistributedDataParallel under torchrun, else itself."""
+        if self.world == 1:
+            return model
+        if self._ddp is None or self._ddp.module is not model:
+            # with global-batch norm the buffers agree on every rank and need no broadcast
+            self._ddp = distributed.wrap_ddp(model, self.device, forward_sync_buffers=not self.sync_bn)
+        return self._ddp
+
     def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str) -> float:
-        model.train()
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
-        count = 0
+        """One pass over the training set; returns the mean loss over the global batch (all ranks)."""
+        net = self._parallel(model)
+        net.train()
         loader = self.train_loader
+        seed = int(torch.randint(0, 2**62, ()))  # the same draw on every rank: the same shuffle and augmentation
+        loader.sampler.set_seed(seed)  # type: ignore[union-attr]
+        sums = torch.zeros(2, device=self.device, dtype=torch.float64)  # loss * images, images
         bar = _bar(len(loader), f"{stage} epoch {epoch + 1}", self.progress and len(loader) >= 50)
         for images, labels in loader:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
-            loss = nn.functional.cross_entropy(model(images), labels)
+            loss = nn.functional.cross_entropy(net(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.detach() * len(labels)
-            count += len(labels)
+            sums[0] += loss.detach() * len(labels)
+            sums[1] += len(labels)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return float(total) / max(count, 1)
+        total, count = distributed.all_reduce_sum(sums).tolist()
+        return total / max(count, 1.0)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Top-1 and top-5 accuracy (%) and mean cross-entropy on the test split."""
+        """Top-1 and top-5 accuracy (%) and mean cross-entropy on the test split (under torchrun
+        each rank evaluates a disjoint shard and the sums are reduced, so every rank returns the
+        same numbers)."""
         model.eval()
-        correct = {1: torch.zeros((), device=self.device), 5: torch.zeros((), device=self.device)}
-        loss = torch.zeros((), device=self.device, dtype=torch.float64)
-        count = 0
+        sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, loss, images
         for images, labels in self.test_loader:
             images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             logits = model(images)
-            loss += nn.functional.cross_entropy(logits, labels, reduction="sum")
-            for k, c in topk_correct(logits, labels, (1, 5)).items():
-                correct[k] += c
-            count += len(labels)
-        count = max(count, 1)
-        return {"top1": 100.0 * float(correct[1]) / count, "top5": 100.0 * float(correct[5]) / count, "loss": float(loss) / count}
+            sums[2] += nn.functional.cross_entropy(logits, labels, reduction="sum")
+            for i, c in enumerate(topk_correct(logits, labels, (1, 5)).values()):
+                sums[i] += c
+            sums[3] += len(labels)
+        top1, top5, loss, count = distributed.all_reduce_sum(sums).tolist()
+        count = max(count, 1.0)
+        return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "loss": loss / count}
 
 
 def _bar(total: int, desc: str, enabled: bool):
