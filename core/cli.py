@@ -38,7 +38,7 @@ def add_common_args(parser: argparse.ArgumentParser, methods: Sequence[str] = ("
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<profile>/<task>)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their last checkpoint")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set epochs=5")
+                        help="override a config value, e.g. --set pruning.epochs=5 (a key the config lacks is an error, a new key inside an existing section is allowed)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
