@@ -5,7 +5,7 @@ import functools
 import sys
 from typing import Callable, TypeVar
 
-__all__ = ["UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error", "USER_ERROR_EXIT_CODE"]
+__all__ = ["UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error", "user_message", "USER_ERROR_EXIT_CODE"]
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -40,8 +40,19 @@ def exit_on_user_error(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except UserError as err:
-            message = " ".join(str(err).split())
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {user_message(err)}", file=sys.stderr)
             raise SystemExit(USER_ERROR_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def user_message(err: UserError) -> str:
+    """The error's message on one line. A user error raised in a DataLoader worker comes back
+    with the worker's whole traceback as its message; its last line holds the original one."""
+    text = str(err)
+    if "Original Traceback (most recent call last)" in text:
+        last = text.strip().splitlines()[-1]
+        name, _, rest = last.partition(": ")
+        if rest and name.endswith(type(err).__name__):
+            text = rest
+    return " ".join(text.split())
