@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.errors import ConfigError, DataError
+from core.images import open_rgb
 
 __all__ = ["ClassificationData", "TensorImageSet", "LabelledImages", "read_imagenet_labels", "load_data", "load_digits_images", "read_cifar_pickles",
            "read_image_folder", "subset_indices", "CIFAR10_CLASSES"]
@@ -178,14 +179,10 @@ def read_image_folder(split_dir: str | Path, size: int | None = None, seed: int 
     images, labels = [], []
     for index in keep.tolist():
         path, label = items[index]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if image_size is not None and img.size != (image_size, image_size):
-                    img = img.resize((image_size, image_size), Image.BILINEAR)
-                array = np.asarray(img, dtype=np.uint8)
-        except OSError as err:
-            raise DataError(f"cannot decode image {path} ({err}); remove or replace the file") from None
+        img = open_rgb(path, "remove or replace the file")
+        if image_size is not None and img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), Image.BILINEAR)
+        array = np.asarray(img, dtype=np.uint8)
         if images and array.shape != images[0].shape:
             raise DataError(f"{path} is {array.shape[1]}x{array.shape[0]}, others {images[0].shape[1]}x{images[0].shape[0]}; set data.image_size to resize")
         images.append(array)
@@ -240,14 +237,8 @@ class LabelledImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        from PIL import Image
-
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except OSError as err:
-            raise DataError(f"cannot decode image {path} ({err}); remove or replace the file") from None
+        image = open_rgb(path, "remove or replace the file")
         return (self.transform(image) if self.transform else image), label
 
 

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.errors import DataError
+from core.images import open_rgb
 
 from .augment import UFLDAugment
 from .labels import GRIDING_NUM, NUM_LANES, TUSIMPLE_ROW_ANCHORS, LaneRecord, read_label_files, row_anchor_targets, segmentation_target
@@ -22,15 +23,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def load_image(path: Path):
     """The RGB frame at ``path`` (a PIL image); a missing or unreadable file is a :class:`DataError`."""
-    from PIL import Image, UnidentifiedImageError
-
     if not path.is_file():
         raise DataError(f"image {path} named by the labels does not exist; point --data-root at the folder holding clips/")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError):
-        raise DataError(f"image {path} cannot be read; replace the file or drop its label line") from None
+    return open_rgb(path, "replace the file or drop its label line")
 
 
 def image_to_tensor(image, input_size: tuple[int, int]) -> torch.Tensor:
