@@ -87,14 +87,16 @@ class Ctx:
         damage(root / "training")
         return root
 
-    def tusimple(self, damage: Callable[[list[str]], None]) -> Path:
-        """Generated TuSimple frames whose label lines ``damage`` edits in place."""
+    def tusimple(self, damage: Callable[[list[str]], None] = lambda lines: None,
+                 damage_root: Callable[[Path], None] = lambda root: None) -> Path:
+        """Generated TuSimple frames whose label lines ``damage`` edits in place, then ``damage_root(root)``."""
         from lane_tusimple.synthetic import generate_split
 
         labels = generate_split(self.tmp / "tusimple", "train", 2, 128, 72, seed=0)
         lines = labels.read_text().splitlines()
         damage(lines)
         labels.write_text("\n".join(lines) + "\n")
+        damage_root(labels.parent)
         return labels.parent
 
     def image_folder(self, damage: Callable[[Path], None]) -> Path:
@@ -155,6 +157,11 @@ def _foreign_dense_cache(ctx: Ctx) -> list[str]:
     (ctx.out / "dense").mkdir(parents=True)
     torch.save(torch.nn.Linear(3, 2).state_dict(), ctx.out / "dense" / "dense_seed0.pt")
     return ["--out", str(ctx.out)]
+
+
+# dense training of a UFLD small enough to reach the first frame in a moment
+LANE_SMALL = [*sum((["--set", s] for s in ("dense.checkpoint=null", "dense.epochs=1", "model.width=8", "model.fc_hidden=16",
+                                           "model.input_size=[64, 160]", "pruning.rates=[1.82]")), []), "--method", "slr"]
 
 
 # --- the cases ------------------------------------------------------------------------------
@@ -245,11 +252,12 @@ CASES = [
     Case("tusimple-missing-h_samples", "lane_tusimple",
          lambda c: [*LANE_LABELS, "--data-root", str(c.tusimple(_drop_h_samples)), *out(c)],
          ("train_label.json:2", "has no 'h_samples'"), ("fix or remove that line",)),
+    Case("tusimple-corrupt-frame", "lane_tusimple",
+         lambda c: [*LANE_LABELS, *LANE_SMALL, "--data-root",
+                    str(c.tusimple(damage_root=lambda root: _truncate(root / "clips/train/00001/20.jpg", 200))), *out(c)],
+         ("cannot decode image", "clips/train/00001/20.jpg"), ("replace the file or drop its label line",)),
     Case("lane-resume-with-a-foreign-cached-dense-model", "lane_tusimple",
-         lambda c: [*LANE_LABELS, "--data-root", str(c.tusimple(lambda lines: None)), "--resume", "--method", "slr",
-                    *sum((["--set", s] for s in ("dense.checkpoint=null", "dense.epochs=1", "model.width=8", "model.fc_hidden=16",
-                                                 "model.input_size=[64, 160]", "pruning.rates=[1.82]")), []),
-                    *_foreign_dense_cache(c)],
+         lambda c: [*LANE_LABELS, *LANE_SMALL, "--data-root", str(c.tusimple()), "--resume", *_foreign_dense_cache(c)],
          ("dense/dense_seed0.pt does not fit this UFLD", "Missing key(s)"), ("a dense model cached by an earlier run", "without --resume")),
     # detection data
     Case("yolo-data-yaml-missing", "detection_yolo",
