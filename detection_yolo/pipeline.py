@@ -124,7 +124,7 @@ def evaluate_checkpoint(weights: Path, config: Mapping[str, Any], data_yaml: Pat
 def train_dense(config: Mapping[str, Any], model_name: str, out_root: Path, data_yaml: Path, resume: bool = False) -> tuple[Path, dict[str, float], dict[str, Any]]:
     """The dense model: the checkpoint the config names, or one trained here (once per model,
     shared by every run). Returns its weights, its metrics and a description."""
-    from .trainer import DenseTrainer, StageSpec
+    from .trainer import DenseTrainer, StageSpec, resume_overrides
 
     dense = dict((config.get("dense") or {}).get(model_name) or {})
     out_root = Path(out_root).resolve()
@@ -140,7 +140,7 @@ def train_dense(config: Mapping[str, Any], model_name: str, out_root: Path, data
         if epochs < 1:
             raise ConfigError(f"dense.{model_name} needs a checkpoint path or epochs >= 1 to train the dense model here")
         extra = {**dict((config.get("dense") or {}).get("train") or {}), "model": str(_model_source(config, model_name, out_root)),
-                 "epochs": epochs, "project": str(out_root), "name": save_dir.name}
+                 "epochs": epochs, "project": str(out_root), "name": save_dir.name, **resume_overrides(save_dir, resume)}
         DenseTrainer(overrides=train_args(config, data_yaml, config.get("dense_seed", 0), extra),
                      spec=StageSpec("dense", threads=_spec_threads(config))).train()
         stage = _read_stage(save_dir)
@@ -150,12 +150,13 @@ def train_dense(config: Mapping[str, Any], model_name: str, out_root: Path, data
 def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, seed: int, out_dir: Path, data_yaml: Path,
                       dense: tuple[Path, dict[str, float], dict[str, Any]], resume: bool = False) -> dict[str, Any]:
     """Prune the dense model with ``method`` as ``run`` says, hard-prune, retrain, and write
-    ``out_dir/results.json``. With ``resume`` finished stages are reused."""
+    ``out_dir/results.json``. With ``resume`` finished stages are reused and a stage stopped
+    between epochs continues from its last epoch (Ultralytics' resume plus the exact state)."""
     from ultralytics import YOLO
 
     from core import compression_stats
 
-    from .trainer import MaskedRetrainTrainer, PruneTrainer, StageSpec
+    from .trainer import MaskedRetrainTrainer, PruneTrainer, StageSpec, resume_overrides
 
     started = time.time()
     out_dir = Path(out_dir).resolve()
@@ -167,7 +168,8 @@ def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, see
     prune_dir = out_dir / "prune"
     stage = _read_stage(prune_dir) if resume else None
     if not (stage and stage["metrics"].get("after_hard_pruning") and (prune_dir / "weights" / "pruned.pt").is_file()):
-        extra = {"model": str(dense_weights), "epochs": run.epochs, "project": str(out_dir), "name": "prune"}
+        extra = {"model": str(dense_weights), "epochs": run.epochs, "project": str(out_dir), "name": "prune",
+                 **resume_overrides(prune_dir, resume)}
         spec = StageSpec("prune", method, recipe.sparsity.to_dict(), hyper, threads=threads)
         PruneTrainer(overrides=train_args(config, data_yaml, seed, extra), spec=spec).train()
         stage = _read_stage(prune_dir)
@@ -188,7 +190,7 @@ def run_yolo_pipeline(config: Mapping[str, Any], run: TableRun, method: str, see
         stage = _read_stage(retrain_dir) if resume else None
         if not (stage and stage["metrics"].get("after_retraining")):
             extra = {**dict(config.get("retrain_train") or {}), "model": str(final_weights), "epochs": run.retrain_epochs,
-                     "project": str(out_dir), "name": "retrain"}
+                     "project": str(out_dir), "name": "retrain", **resume_overrides(retrain_dir, resume)}
             spec = StageSpec("retrain", masks=str(prune_dir / "weights" / "masks.pt"), threads=threads)
             MaskedRetrainTrainer(overrides=train_args(config, data_yaml, seed, extra), spec=spec).train()
             stage = _read_stage(retrain_dir)

@@ -16,10 +16,23 @@ Ultralytics pickles for the workers):
   exactly zero in the model, the optimizer state and the EMA copy.
 
 Each stage writes ``stage.json`` (per-epoch rows, pruner history, metrics) in its save folder.
+
+Resuming in the middle of a stage goes through Ultralytics' own ``resume=weights/last.pt``
+(arguments, start epoch, best fitness, early stopping, results.csv). Its ``last.pt`` holds the
+EMA weights and the optimizer state in float16 and no training weights, so beside it every epoch
+writes ``weights/resume_e<epoch>.pt`` with what continues the stage exactly: the float32 model,
+EMA and optimizer state, the pruner state (Z, duals, stepsizes, history), the per-epoch rows and
+every rank's random state (Python, NumPy, torch, the train loader's generator, the mosaic buffer).
+Both files are written atomically, the state first, so a process killed at any moment (SIGKILL
+included) leaves a ``last.pt`` whose epoch has its state. The train loader starts a fresh
+iterator every epoch, so the order of each epoch's images depends only on that state. A stage
+resumed this way ends with the numbers of an uninterrupted one, bit for bit on the CPU
+(``workers=0``, as this package always sets).
 """
 from __future__ import annotations
 
 import json
+import os
 from copy import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,17 +43,40 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK, callbacks
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
-from core import Masks, build_pruner, compression_stats
+from core import Masks, build_pruner, compression_stats, distributed
 from core.errors import ConfigError
-from core.pipeline import history_row
+from core.pipeline import history_row, rng_state, set_rng_state
 from core.results import atomic_torch_save, atomic_write
 
 from .ultralytics_env import restore_threads
 
-__all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "SPEC_KEY", "MAX_GRAD_NORM"]
+__all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "resume_overrides",
+           "SPEC_KEY", "MAX_GRAD_NORM"]
 
 SPEC_KEY = "slr_stage_spec"  # callbacks entry that carries the spec (never run as an event)
 MAX_GRAD_NORM = 10.0  # Ultralytics' gradient clipping norm
+RESUME_STATE = "resume_e{epoch}.pt"  # in weights/, beside last.pt of the same epoch
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The epoch an Ultralytics checkpoint was saved after (-1 once stripped), or None when unreadable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return int(ckpt.get("epoch", -1))
+    except Exception:  # a missing or damaged file: the stage starts over
+        return None
+
+
+def resume_overrides(save_dir: str | Path, resume: bool = True) -> dict[str, str]:
+    """``{"resume": ".../weights/last.pt"}`` when the stage in ``save_dir`` stopped after an epoch
+    whose exact state is saved beside ``last.pt``; otherwise ``{}`` and the stage starts over."""
+    last = Path(save_dir) / "weights" / "last.pt"
+    if not resume or not last.is_file():
+        return {}
+    epoch = _checkpoint_epoch(last)
+    if epoch is None or epoch < 0 or not (last.parent / RESUME_STATE.format(epoch=epoch)).is_file():
+        return {}
+    return {"resume": str(last)}
 
 
 @dataclass
@@ -70,6 +106,10 @@ def detection_metrics(metrics: dict[str, Any] | None) -> dict[str, float] | None
         return None
     keys = {"mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)", "precision": "metrics/precision(B)", "recall": "metrics/recall(B)"}
     return {name: float(metrics[key]) * 100 for name, key in keys.items() if key in metrics}
+
+
+def _on_train_epoch_start(trainer) -> None:
+    trainer.start_train_epoch()
 
 
 def _on_train_epoch_end(trainer) -> None:
@@ -107,6 +147,10 @@ class _StageTrainer(DetectionTrainer):
         self.rows: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {"stage": self.spec.stage, "method": self.spec.method, "metrics": {}}
         self._epoch_row: dict[str, Any] | None = None
+        self._rng_states: list[dict[str, Any]] | None = None  # every rank's, after the epoch's training and validation
+        # resumed after the last epoch: only the stage's closing work (hard-pruning, final files) is left
+        resumed_epoch = _checkpoint_epoch(Path(self.args.resume)) if self.resume else None
+        self._closing_only = resumed_epoch is not None and resumed_epoch + 1 >= self.epochs
 
     # set-up ---------------------------------------------------------------------------------
     def _setup_train(self):
@@ -119,12 +163,103 @@ class _StageTrainer(DetectionTrainer):
         finally:
             engine.check_amp = check_amp
         restore_threads(self.spec.threads)  # select_device() reset it
+        self.add_callback("on_train_epoch_start", _on_train_epoch_start)
         self.add_callback("on_train_epoch_end", _on_train_epoch_end)
         self.add_callback("on_fit_epoch_end", _on_fit_epoch_end)
         self.setup_stage()
+        if self.resume:
+            self.load_resume_state(self.start_epoch - 1)
+        elif RANK in {-1, 0}:
+            for stale in self.wdir.glob(RESUME_STATE.format(epoch="*")):  # of an earlier run in this folder
+                stale.unlink()
 
     def setup_stage(self) -> None:
         """Stage-specific set-up once the model, optimizer and EMA exist."""
+
+    def resume_training(self, ckpt):
+        """Ultralytics' resume, also after the last epoch (then only the closing work runs)."""
+        if self._closing_only and ckpt is not None:
+            self._load_checkpoint_state(ckpt)
+            self.start_epoch = self.epochs
+            return
+        super().resume_training(ckpt)
+
+    def _do_train(self):
+        if not self._closing_only:
+            return super()._do_train()
+        if self.world_size > 1:
+            self._setup_ddp()
+        self._setup_train()
+        self.epoch = self.epochs - 1
+        self.final_eval()
+        if RANK in {-1, 0}:
+            self.run_callbacks("on_train_end")
+
+    # exact resumption -----------------------------------------------------------------------
+    def stage_state(self) -> dict[str, Any]:
+        """Stage-specific state to resume from (e.g. the pruner's)."""
+        return {}
+
+    def load_stage_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`stage_state` saved."""
+
+    def _random_state(self) -> dict[str, Any]:
+        state = rng_state()
+        loader = getattr(self, "train_loader", None)
+        if loader is not None and getattr(loader, "generator", None) is not None:
+            state["loader"] = loader.generator.get_state()
+        buffer = getattr(getattr(loader, "dataset", None), "buffer", None)
+        state["buffer"] = list(buffer) if isinstance(buffer, list) else None  # mosaic partners come from it
+        return state
+
+    def _set_random_state(self, state: dict[str, Any]) -> None:
+        loader = self.train_loader
+        dataset = loader.dataset
+        if state.get("buffer") is not None and isinstance(getattr(dataset, "buffer", None), list):
+            dataset.buffer.clear()
+            for index in state["buffer"]:  # reloads those images and refills the buffer in its order
+                dataset.load_image(index)
+        if state.get("loader") is not None and getattr(loader, "generator", None) is not None:
+            loader.generator.set_state(state["loader"])
+        set_rng_state(state)
+
+    def _save_resume_state(self) -> None:
+        """The exact state after this epoch, written (atomically) before ``last.pt`` names the epoch."""
+        if self._rng_states is None:
+            return
+        rows = self.rows + ([self._completed_row()] if self._epoch_row is not None else [])
+        atomic_torch_save({
+            "epoch": self.epoch,
+            "model": unwrap_model(self.model).state_dict(),
+            "ema": self.ema.ema.state_dict(),
+            "ema_updates": self.ema.updates,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rows": rows,
+            "loss": self.loss, "loss_items": self.loss_items,  # the validator sizes its loss sums by them
+            "stage": self.stage_state(),
+            "rng": self._rng_states,
+        }, self.wdir / RESUME_STATE.format(epoch=self.epoch))
+
+    def load_resume_state(self, epoch: int) -> None:
+        """Continue from the end of ``epoch``: float32 weights, EMA, optimizer, stage state, rows and
+        this rank's random state replace what Ultralytics restored from ``last.pt``."""
+        path = self.wdir / RESUME_STATE.format(epoch=epoch)
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: {self.args.resume} cannot be resumed exactly; "
+                              "delete the stage folder to start it over")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        unwrap_model(self.model).load_state_dict(state["model"])
+        self.ema.ema.load_state_dict(state["ema"])
+        self.ema.updates = state["ema_updates"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.rows = list(state["rows"])
+        self.loss, self.loss_items = state.get("loss"), state.get("loss_items")
+        self.load_stage_state(state["stage"])
+        ranks = state["rng"]
+        if len(ranks) == max(self.world_size, 1):  # another number of processes: the data order differs anyway
+            self._set_random_state(ranks[max(RANK, 0)])
 
     # the step -------------------------------------------------------------------------------
     def optimizer_step(self):
@@ -146,6 +281,12 @@ class _StageTrainer(DetectionTrainer):
         """Work on the EMA copy after it followed the model."""
 
     # the epoch ------------------------------------------------------------------------------
+    def start_train_epoch(self) -> None:
+        """A fresh train-loader iterator each epoch: its order then depends only on the loader's
+        generator, which the resume state restores (a running iterator draws lazily)."""
+        if hasattr(self.train_loader, "reset"):
+            self.train_loader.reset()
+
     def epoch_loss(self) -> float:
         """Mean training loss of the epoch (box + cls + dfl, no penalty)."""
         return float(sum(float(v) for v in self.tloss.values())) if self.tloss else float("nan")
@@ -153,15 +294,46 @@ class _StageTrainer(DetectionTrainer):
     def end_train_epoch(self) -> None:
         """Called on every rank after the epoch's last step, before validation."""
         self._epoch_row = history_row(self.spec.stage, self.epoch, self.epoch_loss(), None, None)
+        self._rng_states = distributed.all_gather_object(self._random_state())  # again after validation, if any
+
+    def validate(self):
+        """Ultralytics' validation (every rank), then every rank's random state: its Format step
+        draws from Python's generator, so the state to resume from is the one after it."""
+        result = super().validate()
+        self._rng_states = distributed.all_gather_object(self._random_state())
+        return result
+
+    def _completed_row(self) -> dict[str, Any]:
+        """The epoch's row with its validation metrics."""
+        metrics = detection_metrics(self.metrics) if self.args.val or self.epoch + 1 >= self.epochs else None
+        return {**self._epoch_row, "metrics": metrics}
 
     def end_fit_epoch(self) -> None:
         """Called after validation and saving; records the epoch and writes ``stage.json``."""
         if self._epoch_row is None:
             return
-        self._epoch_row["metrics"] = detection_metrics(self.metrics) if self.args.val or self.epoch + 1 >= self.epochs else None
-        self.rows.append(self._epoch_row)
+        self.rows.append(self._completed_row())
         self._epoch_row = None
         self.write_summary()
+
+    def save_model(self):
+        """Ultralytics' checkpoint, written atomically; for ``last.pt`` the exact resume state first."""
+        target = self.last
+        if target == self.wdir / "last.pt":
+            self._save_resume_state()
+        partial = target.with_name(f".{target.name}.partial")
+        self.last = partial
+        try:
+            saved = super().save_model()
+        finally:
+            self.last = target
+        if saved:
+            os.replace(partial, target)
+            if target == self.wdir / "last.pt":
+                for old in self.wdir.glob(RESUME_STATE.format(epoch="*")):
+                    if old.name != RESUME_STATE.format(epoch=self.epoch):
+                        old.unlink()
+        return saved
 
     def final_eval(self):
         """The last epoch's metrics stand for the stage (Ultralytics would re-validate best.pt)."""
@@ -169,7 +341,11 @@ class _StageTrainer(DetectionTrainer):
         self.summary["metrics"]["final"] = last
         self.finish_stage()
         if RANK in {-1, 0} and self.last.exists():
-            strip_optimizer(self.last)
+            partial = self.last.with_name(f".{self.last.name}.partial")
+            strip_optimizer(self.last, str(partial))  # atomically: a stripped last.pt is not resumable
+            os.replace(partial, self.last)
+            for state in self.wdir.glob(RESUME_STATE.format(epoch="*")):  # nor needed any more
+                state.unlink()
         self.write_summary()
 
     def finish_stage(self) -> None:
@@ -218,9 +394,13 @@ class PruneTrainer(_StageTrainer):
 
     def setup_stage(self) -> None:
         self.pruner = build_pruner(self.spec.method, unwrap_model(self.model), self.spec.sparsity, **self.spec.hyper)
-        if self.args.resume and self.pruner_state_path.is_file():
-            self.pruner.load_state_dict(torch.load(self.pruner_state_path, map_location="cpu", weights_only=False))
         self.summary["pruned_layers"] = list(self.pruner.names)
+
+    def stage_state(self) -> dict[str, Any]:
+        return {"pruner": self.pruner.state_dict()}
+
+    def load_stage_state(self, state: dict[str, Any]) -> None:
+        self.pruner.load_state_dict(state["pruner"])
 
     def before_clip(self) -> None:
         self.pruner.add_penalty_grad()
