@@ -71,7 +71,7 @@ class PruningRecipe:
     update_every: int = 1
     seed: int = 0
     profile: str = "smoke"
-    eval_every: int = 1
+    eval_every: int = 1  # evaluate every n-th SLR/ADMM epoch (and the last); retraining: every epoch (Figures 4, 7, 12)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -215,7 +215,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
         if scheduler is not None:
             scheduler.step()
         last = epoch + 1 == total
-        metrics = task.evaluate(model) if last or (epoch + 1) % recipe.eval_every == 0 else None
+        every = recipe.eval_every if stage == "prune" else 1
+        metrics = task.evaluate(model) if last or (epoch + 1) % every == 0 else None
         state["history"].append(history_row(stage, epoch, loss, metrics, record))
         state["epoch"] = epoch + 1
         logger.log(state["history"], len(state["history"]))

@@ -4,7 +4,7 @@ SLR vs ADMM, one panel per difficulty (easy, moderate, hard), from pointpillars_
     python -m figures.fig_kitti --runs runs/smoke/pointpillars_kitti --out runs/smoke/figures [--rate 9.449] [--metric 3d_iou05_R11]
 
 Epoch 0 is the hard-pruned model; each later point is the evaluation after that retraining
-epoch (the runs evaluate every epoch: ``eval_every: 1`` in the kitti config). Several seeds
+epoch (the pipeline evaluates every retraining epoch). Several seeds
 of a method are averaged.
 """
 from __future__ import annotations

@@ -126,3 +126,9 @@ def test_weight_snapshots_for_the_heatmaps(tmp_path):
         assert torch.equal(pruned[kept], trained[kept])
         assert 0 < kept.float().mean() < 0.5  # 4x over the two layers
         assert not torch.equal(snaps["dense"][name], snaps["after_training"][name])
+
+
+def test_eval_every_thins_the_pruning_stage_only(tmp_path):
+    results = run_pipeline(small_task(), recipe(eval_every=2), tmp_path, progress=False)
+    evaluated = [(r["stage"], r["epoch"]) for r in results["history"] if r["metrics"]]
+    assert evaluated == [("prune", 1), ("prune", 2), ("retrain", 0), ("retrain", 1)]  # every 2nd and the last; retraining all
