@@ -22,4 +22,5 @@ def open_rgb(path: str | Path, fix: str) -> Any:
             return image.convert("RGB")
     except Exception as err:  # PIL raises OSError and others; an Image.open patched by Ultralytics raises its own
         reason = " ".join(str(err).split()) if isinstance(err, OSError) else "not an image file PIL can read"
-        raise DataError(f"cannot decode image {path} ({reason.replace(str(path), 'the file')}); {fix}") from None
+        reason = reason.replace(f" '{path}'", "").replace(str(path), "it")  # the line names the file once
+        raise DataError(f"cannot decode image {path} ({reason}); {fix}") from None
