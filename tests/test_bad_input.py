@@ -255,7 +255,8 @@ CASES = [
     Case("tusimple-corrupt-frame", "lane_tusimple",
          lambda c: [*LANE_LABELS, *LANE_SMALL, "--data-root",
                     str(c.tusimple(damage_root=lambda root: _truncate(root / "clips/train/00001/20.jpg", 200))), *out(c)],
-         ("cannot decode image", "clips/train/00001/20.jpg"), ("replace the file or drop its label line",)),
+         ("cannot decode image", "clips/train/00001/20.jpg"), ("replace the file or drop its label line",),
+         subprocess=True),  # read in a DataLoader worker (the paper profile's num_workers), whose pipes outlive an in-process test
     Case("lane-resume-with-a-foreign-cached-dense-model", "lane_tusimple",
          lambda c: [*LANE_LABELS, *LANE_SMALL, "--data-root", str(c.tusimple()), "--resume", *_foreign_dense_cache(c)],
          ("dense/dense_seed0.pt does not fit this UFLD", "Missing key(s)"), ("a dense model cached by an earlier run", "without --resume")),
