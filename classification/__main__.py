@@ -19,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from core import distributed
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
 from core.methods import method_names, unavailable_reason
-from core.errors import ConfigError, exit_on_user_error
+from core.errors import exit_on_user_error
 from core.grid import run_grid
 
 from .data import load_data
@@ -53,7 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dense-checkpoint", type=Path, default=None, help="dense model weights to prune (skips dense training)")
     parser.add_argument("--dense-dir", type=Path, default=None, help="cache of trained dense models (default: <out>/../dense)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's threads, else torch's default)")
     parser.add_argument("--list", action="store_true", help="print the runs the table would make and exit")
     return parser.parse_args(argv)
 
@@ -82,11 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = distributed.init_from_env(args.device)  # joins torchrun's process group, if any
     table, experiments = load_table(args.table, args.profile, args.overrides, args.experiment)
-    threads = args.threads if args.threads is not None else experiments[0].settings.get("threads")
-    if threads is not None:
-        if int(threads) < 1:
-            raise ConfigError(f"threads = {threads} must be >= 1")
-        torch.set_num_threads(int(threads))
+    set_threads(args.threads, experiments[0].settings.get("threads"))
     out = args.out or Path("runs") / args.profile / "classification" / table
     dense_dir = args.dense_dir or out.parent / "dense"
     methods = methods_from_arg(args.method) if args.method != "both" else None

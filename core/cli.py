@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from .config import PROFILES
-from .errors import USER_ERROR_EXIT_CODE, DataError
+from .errors import USER_ERROR_EXIT_CODE, ConfigError, DataError
 
-__all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "methods_from_arg"]
+__all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "methods_from_arg", "set_threads"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -24,7 +24,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_common_args(parser: argparse.ArgumentParser, methods: Sequence[str] = ("slr", "admm")) -> argparse.ArgumentParser:
-    """``--profile --data-root --method --seed --out --resume --set --no-progress``.
+    """``--profile --data-root --method --seed --out --resume --set --threads --no-progress``.
 
     ``--method`` takes one of ``methods`` (a task that runs the peers passes
     :func:`core.method_names`) or ``both`` (the config's methods, by default SLR and ADMM).
@@ -39,8 +39,24 @@ def add_common_args(parser: argparse.ArgumentParser, methods: Sequence[str] = ("
     parser.add_argument("--resume", action="store_true", help="continue runs from their last checkpoint")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set pruning.epochs=5 (a key the config lacks is an error, a new key inside an existing section is allowed)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the config's threads, else PyTorch's default)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
+
+
+def set_threads(arg: int | None, configured: int | None) -> int | None:
+    """Set torch's CPU threads to ``--threads``, else the config's ``threads``; ``None`` or 0 leaves
+    PyTorch's default. Returns the number set (or None)."""
+    threads = arg if arg is not None else configured
+    if threads is None or (arg is None and int(threads) == 0):
+        return None
+    if int(threads) < 1:
+        raise ConfigError(f"threads = {threads} must be >= 1 (or 0 in a config for PyTorch's default)")
+    import torch
+
+    torch.set_num_threads(int(threads))
+    return int(threads)
 
 
 def methods_from_arg(method: str) -> list[str]:

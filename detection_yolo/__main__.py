@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=CONFIG_DIR / "table2.yaml", help="run config (YAML with profiles)")
     args = parser.parse_args(argv)
     config = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
+    if args.threads is not None:
+        config["threads"] = set_threads(args.threads, None)  # the trainers read it from the config
     out = args.out or Path("runs") / args.profile / "detection_yolo"
     data_root = _data_root(args.data_root)
     from .pipeline import prepare_data, table_runs  # neither imports Ultralytics

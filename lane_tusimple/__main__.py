@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 from core.grid import run_grid, run_name
@@ -49,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     config = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
+    set_threads(args.threads, config.get("threads"))
     out = args.out or Path("runs") / args.profile / "lane_tusimple"
     seeds = args.seed or [0]
     recipes = build_recipes(config, methods_from_arg(args.method), seeds)  # checks the config before any data work

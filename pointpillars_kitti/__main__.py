@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root
+from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
 from core.errors import ConfigError, exit_on_user_error
 from core.grid import run_grid, run_name
@@ -42,11 +41,10 @@ def build_recipes(cfg: dict, methods: list[str], seeds: list[int]) -> list[tuple
 def main(argv: list[str] | None = None) -> None:
     parser = add_common_args(ArgumentParser(prog="python -m pointpillars_kitti", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (intra-op)")
     parser.add_argument("--dense-dir", type=Path, default=None, help="cache of dense models trained here (default: <out>/../dense)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     cfg = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
+    set_threads(args.threads, cfg.get("threads"))
     out = args.out or Path("runs") / args.profile / "pointpillars_kitti"
     if cfg["data"]["source"] == "synthetic":
         data = cfg["data"]

@@ -133,3 +133,21 @@ def test_yaml_reads_scientific_floats_and_n_m_strings(tmp_path):
     assert apply_overrides({"optim": {}}, ["optim.lr=1e-4"])["optim"]["lr"] == 1e-4
     layers = SparsityConfig.from_yaml(write(tmp_path, "scheme: 2:4\nprune_ratios:\n  3.weight: {}\n")).resolve(model())
     assert str(layers[0].scheme) == "2:4"
+
+
+def test_threads_flag_over_config_and_zero_means_default():
+    import torch
+
+    from core.cli import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(None, None) is None and set_threads(None, 0) is None
+        assert torch.get_num_threads() == before
+        assert set_threads(1, 3) == 1 and torch.get_num_threads() == 1  # the flag wins
+        assert set_threads(None, 2) == 2 and torch.get_num_threads() == 2
+        for arg, configured in ((0, None), (None, -1)):
+            with pytest.raises(ConfigError, match="must be >= 1"):
+                set_threads(arg, configured)
+    finally:
+        torch.set_num_threads(before)
