@@ -94,9 +94,11 @@ def _global_magnitude(model, config, **hyper):
     return GlobalMagnitude(model, config, **hyper)
 
 
-def _gradual_magnitude(model, config, epochs: int, update_every: int = 1):
+def _gradual_magnitude(model, config, epochs: int | None = None, update_every: int = 1):
     from .magnitude import GradualMagnitude
 
+    if epochs is None:
+        raise ConfigError("gmp needs epochs=N, the number of update() calls over which the sparsity rises to its target")
     return GradualMagnitude(model, config, steps=max(int(epochs) // int(update_every), 1), update_every=update_every)
 
 

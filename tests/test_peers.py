@@ -156,6 +156,9 @@ def test_unknown_and_unavailable_methods(monkeypatch, capsys):
 
     monkeypatch.setattr(methods.importlib.util, "find_spec", lambda name: None)
     assert "requirements-peers.txt" in unavailable_reason("nni_admm") and unavailable_reason("slr") is None
+    with pytest.raises(ConfigError, match="epochs=N"):
+        build_pruner("gmp", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}})
+    assert build_pruner("gmp", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}}, epochs=6, update_every=2).steps == 3
     with pytest.raises(MissingDependency, match="nni"):
         build_pruner("nni_admm", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}})
     from classification.__main__ import _runnable
