@@ -1,5 +1,4 @@
 """Table 2 and Figure 4 from hand-made detection_yolo results files."""
-import pytest
 
 from core.results import SCHEMA_VERSION, write_results
 from figures.common import collect_results, paper_numbers
