@@ -13,7 +13,7 @@ import torch
 
 from .errors import CheckpointError, DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save",
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save", "RUN_SPECIFIC_KEYS", "reproducible_part",
            "read_checkpoint", "load_state"]
 
 SCHEMA_VERSION = 1
@@ -38,6 +38,15 @@ REQUIRED_KEYS: dict[str, str] = {
     # optional: "stage_wall_time_s": {prune, retrain} seconds (the pipeline writes it; hard-pruning counts to prune)
     "code_version": "git commit of the code (with -dirty when modified)",
 }
+
+
+# keys that differ between two runs of the same code and settings (timings, the checkout's name)
+RUN_SPECIFIC_KEYS = ("wall_time_s", "stage_wall_time_s", "code_version")
+
+
+def reproducible_part(results: Mapping[str, Any]) -> dict[str, Any]:
+    """``results`` without :data:`RUN_SPECIFIC_KEYS`: what a resumed run must reproduce exactly."""
+    return {k: v for k, v in results.items() if k not in RUN_SPECIFIC_KEYS}
 
 
 def build_results(*, task: str, model: str, dataset: str, method: str, profile: str, seed: int,

@@ -1,4 +1,7 @@
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sigkill_once_written():
+    """``run(command, path, **popen) -> exit code``: start ``command`` and SIGKILL it as soon as
+    ``path`` exists (a real crash in the middle of a run; it gives up waiting after 300 s)."""
+
+    def run(command: list[str], path: Path, **popen) -> int:
+        victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+        deadline = time.time() + 300
+        while not path.exists() and time.time() < deadline and victim.poll() is None:
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        return victim.returncode
+
+    return run

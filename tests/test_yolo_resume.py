@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -46,21 +45,15 @@ def _assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[name], wb[name]), (a, name)
 
 
-def test_sigkill_inside_the_slr_stage_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_inside_the_slr_stage_then_resume_equals_uninterrupted(tmp_path, sigkill_once_written):
     full = subprocess.run([sys.executable, *CLI, "--out", str(tmp_path / "full")], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
 
     killed = tmp_path / "killed"
-    victim = subprocess.Popen([sys.executable, *CLI, "--out", str(killed)], cwd=ROOT, env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     weights = killed / RUN / "prune" / "weights"
-    deadline = time.time() + 300
-    while not (weights / "last.pt").exists() and time.time() < deadline and victim.poll() is None:
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    code = sigkill_once_written([sys.executable, *CLI, "--out", str(killed)], weights / "last.pt", cwd=ROOT, env=ENV)
+    assert code == -signal.SIGKILL
     assert (weights / "resume_e0.pt").is_file() and not (weights / "pruned.pt").exists()  # stopped after SLR epoch 0 of 3
     assert not (killed / RUN / "results.json").exists()
 
