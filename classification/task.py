@@ -10,8 +10,6 @@ floating-point summation order) and resumes from a checkpoint to the same number
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from core import distributed
-
+from core.config import settings_digest
 from core.errors import ConfigError
 from core.pipeline import rng_state, seed_everything, set_rng_state
 from core.results import atomic_torch_save
@@ -57,7 +55,7 @@ def _build_scheduler(optimizer: torch.optim.Optimizer, name: str | None, epochs:
 def dense_cache_key(settings: Mapping[str, Any]) -> str:
     """A short hash of everything the dense model depends on (model, data, dense training)."""
     relevant = {k: settings.get(k) for k in ("model", "data", "dense", "batch_size")}
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return settings_digest(relevant)
 
 
 class SeededItems(Dataset):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -22,7 +24,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["PROFILES", "YamlLoader", "parse_yaml", "load_yaml", "load_run_config", "deep_merge", "apply_overrides"]
+__all__ = ["PROFILES", "YamlLoader", "parse_yaml", "load_yaml", "load_run_config", "deep_merge", "apply_overrides", "settings_digest"]
 
 PROFILES = ("smoke", "paper")
 
@@ -147,3 +149,9 @@ def _unknown(config: Mapping[str, Any], parts: list[str], what: str) -> str:
     hint = (f"did you mean {' or '.join(repr(k) for k in close)}?" if close
             else f"the config's top-level keys are {', '.join(sorted(map(str, config)))}")
     return f"'{key}' is not a {what} of the config; {hint}"
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """A short, stable hash of ``settings`` (key order does not matter), e.g. to name a cache file
+    by everything its contents depend on."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.config import settings_digest
 from core.errors import CheckpointError, ConfigError
 from core.pipeline import seed_everything
 from core.results import atomic_torch_save, load_state, read_checkpoint
@@ -33,7 +32,7 @@ def dense_cache_key(cfg: Mapping[str, Any], data_root: str | Path | None = None)
     relevant = {k: cfg.get(k) for k in ("classes", "model", "data", "augmentation", "dense_epochs", "optimizer", "batch_size")}
     if data_root is not None:
         relevant["data_root"] = str(Path(data_root).resolve())
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return settings_digest(relevant)
 
 
 class OneCycleAdam:

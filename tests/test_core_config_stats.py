@@ -151,3 +151,12 @@ def test_threads_flag_over_config_and_zero_means_default():
                 set_threads(arg, configured)
     finally:
         torch.set_num_threads(before)
+
+
+def test_settings_digest_ignores_key_order_and_sees_every_value():
+    from core.config import settings_digest
+
+    digest = settings_digest({"model": {"width": 0.5, "arch": "resnet18"}, "epochs": 20})
+    assert re.fullmatch(r"[0-9a-f]{10}", digest)
+    assert digest == settings_digest({"epochs": 20, "model": {"arch": "resnet18", "width": 0.5}})
+    assert digest != settings_digest({"epochs": 20, "model": {"arch": "resnet18", "width": 0.25}})
