@@ -20,7 +20,7 @@ from core.pipeline import PruningRecipe
 __all__ = ["CONFIG_DIR", "Experiment", "load_table", "expand_runs", "sweep_label"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-_PRUNING_KEYS = ("epochs", "retrain_epochs", "rho", "s0", "M", "r", "update_every", "eval_every")
+_PRUNING_KEYS = ("epochs", "retrain_epochs", "rho", "s0", "M", "r", "update_every", "eval_every", "amplify")
 
 
 @dataclass

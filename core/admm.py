@@ -16,13 +16,22 @@ __all__ = ["ADMM"]
 
 
 class ADMM(DualPruner):
-    """ADMM weight pruning with a fixed penalty ``rho``. Call :meth:`update` once per epoch."""
+    """ADMM weight pruning with a fixed penalty ``rho``. Call :meth:`update` once per epoch.
+
+    ``variant="authors"`` uses the authors' percentile projection and, by default, their gradient
+    amplification (:mod:`core.authors`); the update itself is the same.
+    """
 
     method = "admm"
 
-    def _refresh_offset(self) -> None:
-        with torch.no_grad():
-            self._offset = [self.rho * (z - u) for z, u in zip(self.Z, self.dual)]
+    def __init__(self, model, config, rho: float = 0.1, update_every: int = 1, variant: str = "paper",
+                 amplify: bool | None = None) -> None:
+        super().__init__(model, config, rho=rho, update_every=update_every, variant=variant, amplify=amplify)
+        if self.variant == "authors":
+            self.method = "admm_authors"
+
+    def _penalty_offset(self) -> list[torch.Tensor]:
+        return [self.rho * (z - u) for z, u in zip(self.Z, self.dual)]  # rho (W - Z + U) = rho W - offset
 
     @torch.no_grad()
     def _update(self, loss: float | None) -> dict[str, Any]:
@@ -31,6 +40,8 @@ class ADMM(DualPruner):
         gap = torch._foreach_sub(W, Z)  # W^{k+1} - Z^{k+1}
         sq, inner = squared_norms_and_inner(gap, self.dual)
         torch._foreach_add_(self.dual, gap)  # U^{k+1} = U^k + W^{k+1} - Z^{k+1}
+        if self.amplify:  # the authors' U = W - Z + U keeps W in the graph: one more rho (W - Z + U) per update
+            self.gain = [g + 1.0 for g in self.gain]
         self.Z = Z
         rho = self.rho
         return {

@@ -88,6 +88,18 @@ def _admm(model, config, **hyper):
     return ADMM(model, config, **hyper)
 
 
+def _slr_authors(model, config, **hyper):
+    from .slr import SLR
+
+    return SLR(model, config, variant="authors", **hyper)
+
+
+def _admm_authors(model, config, **hyper):
+    from .admm import ADMM
+
+    return ADMM(model, config, variant="authors", **hyper)
+
+
 def _global_magnitude(model, config, **hyper):
     from .magnitude import GlobalMagnitude
 
@@ -114,8 +126,12 @@ def _nni_admm(patched: bool):
 _NNI_INSTALL = "pip install -r requirements-peers.txt, then pip install --no-deps nni==2.10.1; or make install-peers"
 
 for _spec in (
-    MethodSpec("slr", _slr, ("rho", "s0", "M", "r", "update_every"), "Surrogate Lagrangian Relaxation (Gurevin et al., 2021)"),
-    MethodSpec("admm", _admm, ("rho", "update_every"), "ADMM (Zhang et al., 2018), this project's implementation"),
+    MethodSpec("slr", _slr, ("rho", "s0", "M", "r", "update_every", "amplify"), "Surrogate Lagrangian Relaxation (Gurevin et al., 2021)"),
+    MethodSpec("admm", _admm, ("rho", "update_every", "amplify"), "ADMM (Zhang et al., 2018), this project's implementation"),
+    MethodSpec("slr_authors", _slr_authors, ("rho", "s0", "M", "r", "update_every", "amplify"),
+               "SLR as the authors' public code computes it (core/authors.py, docs/fidelity.md)"),
+    MethodSpec("admm_authors", _admm_authors, ("rho", "update_every", "amplify"),
+               "ADMM as the authors' public code computes it (core/authors.py, docs/fidelity.md)"),
     MethodSpec("magnitude", _global_magnitude, (), "one-shot global magnitude pruning (torch.nn.utils.prune.global_unstructured) at the end of the pruning epochs"),
     MethodSpec("gmp", _gradual_magnitude, ("epochs", "update_every"), "gradual magnitude pruning, cubic schedule (Zhu & Gupta, 2017)"),
     MethodSpec("nni_admm", _nni_admm(True), ("rho", "epochs"), "NNI 2.10.1 ADMMPruner, with this project's PyTorch-2 gradient shim",

@@ -72,6 +72,7 @@ class PruningRecipe:
     seed: int = 0
     profile: str = "smoke"
     eval_every: int = 1  # evaluate every n-th SLR/ADMM epoch (and the last); retraining: every epoch (Figures 4, 7, 12)
+    amplify: bool | None = None  # the authors' gradient amplification (core/authors.py); None: the method's default
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,8 @@ class PruningRecipe:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sparsity"] = self.sparsity.to_dict()
+        if data["amplify"] is None:  # the method's default: recorded as before the option existed
+            del data["amplify"]
         return data
 
 
@@ -144,6 +147,8 @@ def run_pipeline(task: Task, recipe: PruningRecipe, out_dir: str | Path, resume:
     model = task.build_model()
     seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded
     hyper = {k: getattr(recipe, k) for k in ("rho", "s0", "M", "r", "update_every", "epochs")}
+    if recipe.amplify is not None:
+        hyper["amplify"] = recipe.amplify
     pruner = build_pruner(recipe.method, model, recipe.sparsity, **hyper)
     optimizer, scheduler = task.build_optimizer(model, "prune")
     pruner.attach(optimizer)

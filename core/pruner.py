@@ -44,11 +44,21 @@ class DualPruner(ABC):
         rho: penalty coefficient of eq. (6).
         update_every: act on every N-th call of :meth:`update` (calls are epochs or steps,
             whichever the caller uses); SLR averages the losses of the calls in between.
+        variant: ``"paper"`` (the paper's equations) or ``"authors"`` (what the authors' public
+            code computes; see :mod:`core.authors` and docs/fidelity.md).
+        amplify: multiply the penalty gradient by the factor the authors' non-detached duals
+            give it (:mod:`core.authors`); default: on for ``"authors"``, off for ``"paper"``.
     """
 
     method: str = ""
 
-    def __init__(self, model: nn.Module, config, rho: float = 0.1, update_every: int = 1) -> None:
+    def __init__(self, model: nn.Module, config, rho: float = 0.1, update_every: int = 1, variant: str = "paper",
+                 amplify: bool | None = None) -> None:
+        from .authors import check_variant
+
+        self.variant = check_variant(variant)
+        # the authors' code differentiates through its duals (core/authors.py); the paper does not
+        self.amplify = (variant == "authors") if amplify is None else bool(amplify)
         if not rho > 0:
             raise ConfigError(f"rho = {rho} must be positive, e.g. 0.1")
         if int(update_every) < 1:
@@ -60,19 +70,28 @@ class DualPruner(ABC):
         self.rho = float(rho)
         self.update_every = int(update_every)
         with torch.no_grad():
-            self.Z = [layer.project(p.detach()) for layer, p in zip(self.layers, self.params)]  # Z^0 = Proj_S(W^0)
+            self.Z = [self._project(layer, p.detach()) for layer, p in zip(self.layers, self.params)]  # Z^0 = Proj_S(W^0)
             self.dual = [torch.zeros_like(p) for p in self.params]  # Lambda^0 = 0 (SLR), U^0 = 0 (ADMM)
         self.k = 0  # number of Z / dual updates done
         self.calls = 0
         self._pending_losses: list[float] = []
         self.history: list[dict[str, Any]] = []
         self._handles: list[HookHandles | Any] = []
+        self.gain = [1.0] * len(self.layers)  # penalty-gradient factor per layer; stays 1 unless amplify
         self._refresh_offset()
 
     # the per-step penalty -------------------------------------------------------------------
     @abstractmethod
+    def _penalty_offset(self) -> list[Tensor]:
+        """``offset`` with ``penalty gradient = rho W - offset``, from Z and the duals."""
+
+    @torch.no_grad()
     def _refresh_offset(self) -> None:
-        """Recompute ``self._offset`` from Z and the duals."""
+        """Recompute ``self._offset`` (scaled by ``gain`` when amplified) after Z or the duals change."""
+        offset = self._penalty_offset()
+        if self.amplify:
+            torch._foreach_mul_(offset, self.gain)
+        self._offset = offset
 
     @torch.no_grad()
     def add_penalty_grad(self) -> None:
@@ -85,7 +104,12 @@ class DualPruner(ABC):
         if not pairs:
             return
         grads, params, offsets = (list(t) for t in zip(*pairs))
-        torch._foreach_add_(grads, params, alpha=self.rho)
+        gains = set(self.gain)
+        if len(gains) == 1:  # the paper's methods (gain 1) and every amplified method with one stepsize
+            torch._foreach_add_(grads, params, alpha=self.rho * gains.pop())
+        else:
+            scales = [self.rho * g for p, g in zip(self.params, self.gain) if p.grad is not None]
+            torch._foreach_add_(grads, torch._foreach_mul(params, scales))
         torch._foreach_sub_(grads, offsets)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> HookHandles:
@@ -130,10 +154,18 @@ class DualPruner(ABC):
     def _update(self, loss: float | None) -> dict[str, Any]:
         """Update Z and the duals; return the history record."""
 
+    def _project(self, layer: PrunedLayer, tensor: Tensor) -> Tensor:
+        """``Proj_S(tensor)``: exact cardinality, or the authors' percentile rule (irregular only)."""
+        if self.variant == "authors" and layer.scheme.kind == "irregular":
+            from .authors import percentile_project
+
+            return percentile_project(tensor, layer.ratio)
+        return layer.project(tensor)
+
     @torch.no_grad()
     def _projected(self, shift: list[Tensor], scale: float = 1.0) -> list[Tensor]:
         """``Proj_S(W + scale * shift)`` for every layer (eq. 10)."""
-        return [layer.project(p.detach() + scale * d) for layer, p, d in zip(self.layers, self.params, shift)]
+        return [self._project(layer, p.detach() + scale * d) for layer, p, d in zip(self.layers, self.params, shift)]
 
     def _layer_record(self, values: list[float]) -> dict[str, float]:
         return dict(zip(self.names, values))
@@ -142,7 +174,10 @@ class DualPruner(ABC):
     @torch.no_grad()
     def hard_prune(self) -> Masks:
         """``W <- Proj_S(W)`` for every pruned layer; returns the fixed masks and detaches the pruner."""
-        masks = {layer.name: layer.mask(p.detach()) for layer, p in zip(self.layers, self.params)}
+        if self.variant == "authors":  # the authors' hard_prune: W <- their projection; the mask is W != 0
+            masks = {layer.name: self._project(layer, p.detach()) != 0 for layer, p in zip(self.layers, self.params)}
+        else:
+            masks = {layer.name: layer.mask(p.detach()) for layer, p in zip(self.layers, self.params)}
         for p, name in zip(self.params, self.names):
             p.mul_(masks[name])
         self.detach()
@@ -165,6 +200,9 @@ class DualPruner(ABC):
         """Everything needed to continue: Z, duals, counters, history and method state."""
         return {
             "method": self.method,
+            "variant": self.variant,
+            "amplify": self.amplify,
+            "gain": list(self.gain),
             "layers": list(self.names),
             "rho": self.rho,
             "update_every": self.update_every,
@@ -189,6 +227,10 @@ class DualPruner(ABC):
                 if source.shape != target_list[i].shape:
                     raise CheckpointError(f"pruner state '{name}' of '{layer_name}' has shape {tuple(source.shape)}, the model {tuple(target_list[i].shape)}")
                 target_list[i].copy_(source)
+        if state.get("variant", "paper") != self.variant or bool(state.get("amplify", False)) != self.amplify:
+            raise CheckpointError(f"pruner state is for variant '{state.get('variant', 'paper')}' (amplify {state.get('amplify', False)}), "
+                                  f"this run uses '{self.variant}' (amplify {self.amplify}); resume with the same method and settings")
+        self.gain = [float(g) for g in state.get("gain", [1.0] * len(self.names))]
         self.rho = float(state["rho"])
         self.update_every = int(state["update_every"])
         self.k = int(state["k"])

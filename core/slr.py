@@ -41,29 +41,41 @@ class SLR(DualPruner):
 
     Args:
         rho: penalty coefficient (paper: 0.1).
-        s0: initial stepsize s^0 (paper: 1e-4).
-        M, r: stepsize-setting parameters of eq. (14) (paper: 200, 0.1); M > 1, 0 < r < 1.
+        s0: initial stepsize s^0 (paper: 1e-4; the authors' scripts: 1e-2).
+        M, r: stepsize-setting parameters of eq. (14) (paper: 200, 0.1; the authors' scripts:
+            300, 0.1); M > 1, 0 < r < 1.
+        variant: ``"paper"`` (eqs. 8-14, this module) or ``"authors"``: the update schedule,
+            state, stepsize and projection of the authors' public code (:mod:`core.authors`).
+        amplify: the authors' gradient amplification (default: on for ``"authors"`` only).
     """
 
     method = "slr"
 
-    def __init__(self, model, config, rho: float = 0.1, s0: float = 1e-4, M: float = 200.0, r: float = 0.1, update_every: int = 1) -> None:
+    def __init__(self, model, config, rho: float = 0.1, s0: float = 1e-4, M: float = 200.0, r: float = 0.1, update_every: int = 1,
+                 variant: str = "paper", amplify: bool | None = None) -> None:
         if not M > 1:
             raise ConfigError(f"M = {M} must be > 1 (paper: 200)")
         if not 0 < r < 1:
             raise ConfigError(f"r = {r} must lie in (0, 1) (paper: 0.1)")
         if not s0 > 0:
             raise ConfigError(f"s0 = {s0} must be positive (paper: 1e-4)")
-        super().__init__(model, config, rho=rho, update_every=update_every)
+        super().__init__(model, config, rho=rho, update_every=update_every, variant=variant, amplify=amplify)
+        if self.variant == "authors":
+            self.method = "slr_authors"
         self.s0, self.M, self.r = float(s0), float(M), float(r)
         self.s = [self.s0] * len(self.layers)
         with torch.no_grad():
             self.W_prev = [p.detach().clone() for p in self.params]  # W^0, a copy
         self.prev_loss: float | None = None
+        # the authors' state (core/authors.py): W^{k-1} = 0 until the first update, then the live
+        # weights; Z^{k-1} = 0; the previous and current epoch losses start at 0; their own k
+        self.W_prev_live = False
+        self.Z_prev = [torch.zeros_like(z) for z in self.Z]
+        self.loss_prev = self.loss_now = 0.0
+        self.k_taken = 1
 
-    def _refresh_offset(self) -> None:
-        with torch.no_grad():
-            self._offset = [self.rho * z - lam for z, lam in zip(self.Z, self.dual)]
+    def _penalty_offset(self) -> list[torch.Tensor]:
+        return [self.rho * z - lam for z, lam in zip(self.Z, self.dual)]  # eq. (8): Lambda + rho (W - Z) = rho W - offset
 
     def set_reference_loss(self, loss: float) -> None:
         """Give f(W^0), so that the first surrogate condition can be evaluated."""
@@ -71,6 +83,10 @@ class SLR(DualPruner):
 
     @torch.no_grad()
     def _update(self, loss: float | None) -> dict[str, Any]:
+        if self.variant == "authors":
+            from .authors import authors_slr_update
+
+            return authors_slr_update(self, loss)
         W = [p.detach() for p in self.params]
         Z = self._projected(self.dual, 1.0 / self.rho)  # eq. (10): Z^k = Proj(W^k + Lambda^k / rho)
         gap = torch._foreach_sub(W, Z)  # W^k - Z^k
@@ -94,6 +110,8 @@ class SLR(DualPruner):
         if condition is not False:
             self.s = [slr_stepsize(s, alpha, a**0.5, b**0.5) for s, a, b in zip(self.s, sq_prev, sq)]  # eq. (13)
             torch._foreach_add_(self.dual, torch._foreach_mul(gap, self.s))  # eq. (12): Lambda += s^k (W^k - Z^k)
+            if self.amplify:  # an ablation: the authors' gradient through Lambda = s W + ... (core/authors.py)
+                self.gain = [g + s / rho for g, s in zip(self.gain, self.s)]
         return {
             "k": k,
             "loss": loss,
@@ -115,6 +133,8 @@ class SLR(DualPruner):
             "r": self.r,
             "prev_loss": self.prev_loss,
             "W_prev": {n: w.clone() for n, w in zip(self.names, self.W_prev)},
+            "authors": {"W_prev_live": self.W_prev_live, "Z_prev": {n: z.clone() for n, z in zip(self.names, self.Z_prev)},
+                        "loss_prev": self.loss_prev, "loss_now": self.loss_now, "k_taken": self.k_taken},
         }
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -123,3 +143,9 @@ class SLR(DualPruner):
         self.prev_loss = state["prev_loss"]
         for w, name in zip(self.W_prev, self.names):
             w.copy_(state["W_prev"][name])
+        authors = state.get("authors")
+        if authors is not None:
+            self.W_prev_live, self.k_taken = bool(authors["W_prev_live"]), int(authors["k_taken"])
+            self.loss_prev, self.loss_now = float(authors["loss_prev"]), float(authors["loss_now"])
+            for z, name in zip(self.Z_prev, self.names):
+                z.copy_(authors["Z_prev"][name])
