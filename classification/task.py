@@ -21,9 +21,9 @@ from core import distributed
 from core.config import settings_digest
 from core.errors import ConfigError
 from core.pipeline import rng_state, seed_everything, set_rng_state
-from core.results import atomic_torch_save
+from core.results import atomic_torch_save, load_state, read_checkpoint
 
-from .data import ClassificationData
+from .data import ClassificationData, subset_indices
 from .metrics import topk_correct
 from .models import build_model, load_checkpoint_weights
 
@@ -112,7 +112,8 @@ class ClassificationTask:
                               f"{self.world} processes; set --set batch_size=... or change --nproc_per_node")
         self.sync_bn = bool(self.settings.get("sync_bn", True))
         self.workers = int(self.settings.get("workers", 0))
-        self._train_loader: DataLoader | None = None
+        self.channels_last = bool(self.settings.get("channels_last", False))
+        self._train_loaders: dict[bool, DataLoader] = {}
         self._test_loader: DataLoader | None = None
         self._ddp: nn.Module | None = None
 
@@ -124,21 +125,35 @@ class ClassificationTask:
         return out
 
     # data -----------------------------------------------------------------------------------
-    def _loader(self, train: bool) -> DataLoader:
+    def _train_set(self, dense: bool) -> Dataset:
+        """The training split; the pruning and retraining stages use ``data.prune_subset`` images
+        of it when that is set (a fixed seeded subset, the same for every run), the dense stage all."""
+        size = self.settings["data"].get("prune_subset")
+        if dense or size is None:
+            return self.data.train
+        return Subset(self.data.train, subset_indices(len(self.data.train), int(size)).tolist())  # type: ignore[arg-type]
+
+    def _loader(self, train: bool, dense: bool = False) -> DataLoader:
         common = dict(num_workers=self.workers, pin_memory=self.device.type == "cuda", persistent_workers=self.workers > 0)
         if train:  # this rank's share of each global batch; the seed is set every epoch
-            sampler = distributed.ShardedEpochSampler(len(self.data.train), self.rank, self.world)  # type: ignore[arg-type]
-            return DataLoader(SeededItems(self.data.train), batch_size=self.batch_size // self.world, sampler=sampler, **common)
+            images = self._train_set(dense)
+            sampler = distributed.ShardedEpochSampler(len(images), self.rank, self.world)  # type: ignore[arg-type]
+            return DataLoader(SeededItems(images), batch_size=self.batch_size // self.world, sampler=sampler, **common)
         test = self.data.test
         if self.world > 1:  # disjoint shards; evaluate() sums over ranks
             test = Subset(test, distributed.shard_indices(len(test)))  # type: ignore[arg-type]
         return DataLoader(test, batch_size=max(self.batch_size, 256), shuffle=False, **common)
 
-    @property
-    def train_loader(self) -> DataLoader:
-        if self._train_loader is None:
-            self._train_loader = self._loader(True)
-        return self._train_loader
+    def train_loader(self, stage: str) -> DataLoader:
+        """The training loader of ``stage`` ("dense", "prune" or "retrain")."""
+        dense = stage == "dense"
+        if dense not in self._train_loaders:
+            self._train_loaders[dense] = self._loader(True, dense)
+        return self._train_loaders[dense]
+
+    def _batch(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     @property
     def test_loader(self) -> DataLoader:
@@ -152,6 +167,8 @@ class ClassificationTask:
         cfg = self.settings["model"]
         model = build_model(cfg["arch"], self.data.num_classes, float(cfg.get("width", 1.0)), cfg.get("stem", "cifar"),
                             bool(cfg.get("pretrained", False))).to(self.device)
+        if self.channels_last:  # NHWC convolutions: about 1.7x faster on a CPU (oneDNN); same parameters
+            model = model.to(memory_format=torch.channels_last)
         return distributed.convert_sync_batchnorm(model, self.device) if self.sync_bn else model
 
     def dense_path(self) -> Path:
@@ -171,22 +188,43 @@ class ClassificationTask:
             metrics = self.evaluate(model)  # every rank: the sums are reduced over them
             if distributed.is_main():
                 atomic_torch_save({"model": model.state_dict(), "metrics": metrics, "settings": self.settings}, path)
+                path.with_suffix(".partial.pt").unlink(missing_ok=True)
             distributed.barrier()  # the cache exists before any rank goes on
         return model
 
     def _train_dense(self, model: nn.Module) -> None:
-        """Train from scratch with ``dense`` settings; the caller's random state is left untouched."""
+        """Train from scratch with ``dense`` settings; the caller's random state is left untouched.
+
+        After every epoch the state (model, optimizer, scheduler, random state) goes to
+        ``<cache>.partial.pt``, so a stopped dense training continues where it stopped, to the
+        same weights; the file is removed once the dense model is cached."""
         dense = self.settings["dense"]
         saved = rng_state()
         seed_everything(int(dense.get("seed", 0)))
         optimizer = build_optimizer(model.parameters(), dense.get("optimizer", self.settings["optimizer"]))
         epochs = int(dense["epochs"])
         scheduler = _build_scheduler(optimizer, dense.get("scheduler"), epochs)
+        partial, start = self.dense_path().with_suffix(".partial.pt"), 0
+        if distributed.broadcast_object(partial.is_file()):
+            state = read_checkpoint(partial, "partial dense training", "delete it to train the dense model from the start")
+            fix = "delete it to train the dense model from the start"
+            load_state(model, state["model"], partial, fix)
+            load_state(optimizer, state["optimizer"], partial, fix)
+            if scheduler is not None:
+                load_state(scheduler, state["scheduler"], partial, fix)
+            set_rng_state(state["rng"])
+            start = int(state["epoch"])
         bar = _bar(epochs, f"dense {self.model_name}", self.progress)
-        for epoch in range(epochs):
+        if bar is not None:
+            bar.update(start)
+        for epoch in range(start, epochs):
             loss = self.train_one_epoch(model, optimizer, epoch, "dense")
             if scheduler is not None:
                 scheduler.step()
+            if distributed.is_main():
+                atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                   "scheduler": None if scheduler is None else scheduler.state_dict(), "rng": rng_state(),
+                                   "loss": loss}, partial)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -215,13 +253,13 @@ class ClassificationTask:
         """One pass over the training set; returns the mean loss over the global batch (all ranks)."""
         net = self._parallel(model)
         net.train()
-        loader = self.train_loader
+        loader = self.train_loader(stage)
         seed = int(torch.randint(0, 2**62, ()))  # the same draw on every rank: the same shuffle and augmentation
         loader.sampler.set_seed(seed)  # type: ignore[union-attr]
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)  # loss * images, images
         bar = _bar(len(loader), f"{stage} epoch {epoch + 1}", self.progress and len(loader) >= 50)
         for images, labels in loader:
-            images = images.to(self.device, non_blocking=True)
+            images = self._batch(images)
             labels = labels.to(self.device, non_blocking=True)
             loss = nn.functional.cross_entropy(net(images), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -244,7 +282,7 @@ class ClassificationTask:
         model.eval()
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, loss, images
         for images, labels in self.test_loader:
-            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            images, labels = self._batch(images), labels.to(self.device, non_blocking=True)
             logits = model(images)
             sums[2] += nn.functional.cross_entropy(logits, labels, reduction="sum")
             for i, c in enumerate(topk_correct(logits, labels, (1, 5)).values()):

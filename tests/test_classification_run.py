@@ -80,3 +80,37 @@ def test_short_run_on_shared_cifar10(tmp_path):
     assert results["dataset"] == "cifar10" and results["profile"] == "cpu"
     assert results["config"]["task"]["num_train"] == 128 and results["config"]["task"]["num_test"] == 64
     assert abs(results["achieved_compression"]["pruned_layers"] - 4.69) < 0.01
+
+
+def test_stopped_dense_training_continues_to_the_same_weights(tmp_path, monkeypatch):
+    """A dense training stopped after epoch 2 of 3 resumes from <cache>.partial.pt; with
+    data.prune_subset the pruning stages see that many images and the dense stage all of them."""
+    import torch
+
+    overrides = TINY + ["dense.epochs=3", "data.image_size=8", "data.train_size=256", "data.test_size=64", "data.prune_subset=100"]
+    _, (experiment,) = load_table("table7", "smoke", overrides)
+    data = load_data(experiment.settings["data"], None)
+
+    def train(folder, stop_after=None):
+        torch.manual_seed(0)  # the initial weights, as the pipeline seeds them
+        task = ClassificationTask(experiment.settings, data, tmp_path / folder, progress=False)
+        if stop_after is not None:
+            real = task.train_one_epoch
+
+            def stopping(model, optimizer, epoch, stage):
+                if epoch == stop_after:
+                    raise KeyboardInterrupt
+                return real(model, optimizer, epoch, stage)
+
+            monkeypatch.setattr(task, "train_one_epoch", stopping)
+        return task, task.build_model()
+
+    _, whole = train("a")
+    with pytest.raises(KeyboardInterrupt):
+        train("b", stop_after=2)
+    assert len(list((tmp_path / "b").glob("*.partial.pt"))) == 1
+    task, resumed = train("b", stop_after=1)  # no cache yet: continues from epoch 2, so epoch 1 never runs again
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not list((tmp_path / "b").glob("*.partial.pt")) and len(list((tmp_path / "b").glob("*.pt"))) == 1
+    assert len(task.train_loader("dense").dataset) == 256 and len(task.train_loader("prune").dataset) == 100
