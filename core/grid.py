@@ -1,12 +1,14 @@
 """Grids of pipeline runs (method x compression x seed), each in its own folder, resumable."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .pipeline import PruningRecipe, Task, run_pipeline
 from .errors import CheckpointError
-from .results import jsonable, read_results
+from .distributed import is_main
+from .results import atomic_write, jsonable, provenance, read_results
 
 __all__ = ["run_name", "run_grid", "same_recipe", "check_sparsity"]
 
@@ -55,5 +57,10 @@ def run_grid(make_task: Callable[[PruningRecipe], Task], recipes: Iterable[tuple
             results.append(finished)
             continue
         resume_this = resume and (out_dir / "checkpoint.pt").is_file()
-        results.append(run_pipeline(make_task(recipe), recipe, out_dir, resume=resume_this, progress=progress))
+        started = provenance()
+        result = run_pipeline(make_task(recipe), recipe, out_dir, resume=resume_this, progress=progress)
+        if result is not None and is_main():
+            text = json.dumps({**started, "resumed": resume_this}, indent=2)
+            atomic_write(out_dir / "provenance.json", lambda f: f.write(text + "\n"))
+        results.append(result)
     return results

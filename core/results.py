@@ -13,7 +13,7 @@ import torch
 
 from .errors import CheckpointError, DataError
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save", "RUN_SPECIFIC_KEYS", "reproducible_part",
+__all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save", "RUN_SPECIFIC_KEYS", "reproducible_part", "provenance",
            "read_checkpoint", "load_state"]
 
 SCHEMA_VERSION = 1
@@ -176,6 +176,38 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if missing or data.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{path} is not a results file of schema {SCHEMA_VERSION} (missing {missing}); rerun the run that writes it")
     return data
+
+
+def provenance() -> dict[str, Any]:
+    """The command line, the code version and the machine of this process (``provenance.json``
+    beside each results file)."""
+    import os
+    import platform
+    import shlex
+    import sys
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]) if sys.argv else "",
+        "cwd": os.getcwd(),
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }
 
 
 def code_version() -> str:
