@@ -89,3 +89,21 @@ install-peers: install
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps nni==2.10.1
 
 DEMO_TARGETS += peers
+
+# The fidelity study (docs/fidelity.md, issue 11): slr/admm as the paper writes them and
+# slr_authors/admm_authors as the authors' code computes them, on a converged quarter-width
+# ResNet-18, all accuracies on the 10,000 CIFAR-10 test images. Resumable: finished runs are
+# skipped, so it may be run in several sittings; about 4 hours of a 2-core CPU in all.
+# DATA_ROOT (default: the shared sample data) holds cifar10/ with all 60,000 images.
+# The main grid goes seed by seed (paper, then authors), then the ablations and Figure 1's curve.
+FIDELITY_OUT ?= docs/fidelity/results
+FIDELITY_SEEDS ?= 0 1 2 3 4
+FIDELITY_EXTRAS ?= abl_no_amplification abl_paper_stepsize abl_adam abl_paper_schedule curve_paper curve_authors
+FIDELITY_FLAGS = --table fidelity --data-root $(CLS_CPU_DATA) --resume --out $(FIDELITY_OUT) --dense-dir docs/fidelity/dense $(FIDELITY_ARGS)
+.PHONY: fidelity fidelity-main
+fidelity-main: install
+	for seed in $(FIDELITY_SEEDS); do for exp in paper authors; do \
+	  $(PY) -m classification $(FIDELITY_FLAGS) --experiment $$exp --seed $$seed || exit $$?; done; done
+fidelity: fidelity-main
+	for exp in $(FIDELITY_EXTRAS); do $(PY) -m classification $(FIDELITY_FLAGS) --experiment $$exp || exit $$?; done
+	$(MAKE) claims
