@@ -109,7 +109,7 @@ def test_real_kitti_labels_as_results_and_perturbed_copies(data_root, tmp_path, 
         moved = []
         for i, r in enumerate(rows):
             vals = [float(v) for v in r[1:]]
-            vals[11] += 0.6 * (1 if i % 2 else -1)  # x moved 0.6 m: most 3D IoUs drop below 0.7 (cars) and 0.5 (pedestrians)
+            vals[10] += 0.4 * (1 if i % 2 else -1)  # x moved 0.4 m: a car seen side-on keeps IoU 0.6, a pedestrian at most 0.5
             moved.append(" ".join([r[0]] + [f"{v:.2f}" for v in vals]) + f" {0.9 - 0.01 * i:.2f}")
         (shifted / path.name).write_text("".join(m + "\n" for m in moved))
     code, out, _ = run(["--label-dir", str(labels), "--result-dir", str(exact), "--json", str(tmp_path / "exact.json")], capsys)
@@ -127,7 +127,7 @@ def test_real_kitti_labels_as_results_and_perturbed_copies(data_root, tmp_path, 
     code, _, _ = run(["--label-dir", str(labels), "--result-dir", str(shifted), "--json", str(tmp_path / "shifted.json")], capsys)
     bad = json.loads((tmp_path / "shifted.json").read_text())
     assert bad["bbox/official/R40/Car/moderate"] == pytest.approx(good["bbox/official/R40/Car/moderate"])  # the 2D boxes did not move
-    assert bad["3d/official/R40/Car/moderate"] < good["3d/official/R40/Car/moderate"] / 2
+    assert bad["3d/official/R40/Car/moderate"] < good["3d/official/R40/Car/moderate"]
     assert bad["3d/official/R40/Pedestrian/moderate"] < good["3d/official/R40/Pedestrian/moderate"]
-    assert bad["3d/loose/R40/Car/moderate"] > bad["3d/official/R40/Car/moderate"]
+    assert bad["3d/loose/R40/Car/moderate"] > bad["3d/official/R40/Car/moderate"] and bad["bev/loose/R40/Pedestrian/moderate"] > 0
     shutil.rmtree(exact)
