@@ -64,3 +64,13 @@ def test_dense_model_is_cached_and_a_cached_run_repeats_the_numbers(tmp_path, ca
     assert [row["loss"] for row in first["history"]] == [row["loss"] for row in second["history"]]
     main(["--out", str(tmp_path / "third")] + tiny + ["--set", "dense_epochs=1"])  # the later --set wins
     assert len(list((tmp_path / "dense").glob("*.pt"))) == 2  # other dense settings: another cache file
+
+
+def test_paper_profile_trains_the_dense_model_on_openpcdets_schedule_and_evaluates_every_epoch():
+    from core.config import load_run_config
+    from pointpillars_kitti.__main__ import CONFIG
+    cfg = load_run_config(CONFIG, "paper")
+    assert cfg["dense_checkpoint"] is None and cfg["dense_epochs"] == 80  # no checkpoint: trained here, then cached
+    assert cfg["optimizer"]["lr"] == 0.003 and cfg["optimizer"]["moms"] == [0.95, 0.85] and cfg["batch_size"] == 4
+    assert cfg["epochs"] == 40 and cfg["retrain_epochs"] == 3 and cfg["eval_every"] == 1
+    assert "dontcare_all_metrics" not in cfg["evaluation"]  # DontCare is handled per metric, as the devkit does
