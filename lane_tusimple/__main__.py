@@ -42,7 +42,7 @@ def build_recipes(config: dict, methods: list[str], seeds: list[int]) -> list[tu
 
 def tusimple_root(data_root: Path | None) -> Path:
     """The TuSimple folder (clips and label json lines) under ``--data-root`` / ``$DATA_ROOT``: its ``tusimple/``, else itself."""
-    return dataset_dir(resolve_data_root(data_root, "TuSimple (tusimple/)"), "tusimple")
+    return dataset_dir(resolve_data_root(data_root, "TuSimple"), "tusimple")
 
 
 @exit_on_user_error
