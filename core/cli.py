@@ -10,7 +10,7 @@ from typing import NoReturn, Sequence
 from .config import PROFILES
 from .errors import USER_ERROR_EXIT_CODE, ConfigError, DataError
 
-__all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "methods_from_arg", "set_threads"]
+__all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "dataset_dir", "methods_from_arg", "set_threads"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -73,3 +73,12 @@ def resolve_data_root(arg: Path | None, what: str, required: bool = True) -> Pat
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist; pass --data-root pointing at the {what} folder")
     return root
+
+
+def dataset_dir(root: Path, subdir: str) -> Path:
+    """One data set's folder under the shared ``DATA_ROOT`` layout: ``root/<subdir>`` when it exists, else ``root`` itself.
+
+    Every task reads its data set from its own subfolder (``kitti/``, ``tusimple/``, ``cifar10/``,
+    ``imagenet/``, ``coco/``) of one data root; a root that is the data set's own folder works too.
+    """
+    return root / subdir if (root / subdir).is_dir() else root

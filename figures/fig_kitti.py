@@ -96,7 +96,7 @@ def figure12(results: list[dict[str, Any]], rate: float = 9.449, metric: str = "
 def main(argv: list[str] | None = None) -> None:
     parser = runs_out_parser(__doc__, runs=Path("runs/smoke/pointpillars_kitti"), out=Path("runs/smoke/figures"))
     parser.add_argument("--rate", type=float, default=9.449, help="compression rate of the runs to draw (the paper's 9.44x)")
-    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox|aos>_<iou05|official>_<R11|R40>")
+    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox|aos>_<iou05|official|loose>_<R11|R40>")
     args = parser.parse_args(argv)
     results = task_results(args.runs, "pointpillars_kitti", "kitti")
     fig = figure12(results, args.rate, args.metric)

@@ -104,7 +104,7 @@ def draw_figure3(results: list[dict], metric: str, out: Path) -> list[Path]:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = runs_out_parser(__doc__, runs=Path("runs/smoke/pointpillars_kitti"), out=Path("runs/smoke/figures"))
-    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox|aos>_<iou05|official>_<R11|R40>")
+    parser.add_argument("--metric", default="3d_iou05_R11", help="prefix of the mAP keys: <3d|bev|bbox|aos>_<iou05|official|loose>_<R11|R40>")
     args = parser.parse_args(argv)
     results = task_results(args.runs, "pointpillars_kitti", "kitti")
     profile = results[0]["profile"]

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
+from core.cli import ArgumentParser, add_common_args, dataset_dir, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
 from core.errors import exit_on_user_error
 from core.grid import run_grid, run_name
@@ -40,6 +40,11 @@ def build_recipes(config: dict, methods: list[str], seeds: list[int]) -> list[tu
     return recipes
 
 
+def tusimple_root(data_root: Path | None) -> Path:
+    """The TuSimple folder (clips and label json lines) under ``--data-root`` / ``$DATA_ROOT``: its ``tusimple/``, else itself."""
+    return dataset_dir(resolve_data_root(data_root, "TuSimple"), "tusimple")
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m lane_tusimple", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                                               tuple(synthetic["image_size"]), int(synthetic["seed"]))
         dataset_name = "tusimple-synthetic"
     else:
-        data_root = resolve_data_root(args.data_root, "TuSimple")
+        data_root = tusimple_root(args.data_root)
         dataset_name = "tusimple"
     train_set, test_set = build_datasets(config, data_root)
 

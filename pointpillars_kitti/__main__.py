@@ -3,7 +3,9 @@
     python -m pointpillars_kitti [--profile smoke|paper] [--data-root KITTI] [--method both] [--set key=value]
 
 The smoke profile generates KITTI-format scenes and finishes in minutes on a CPU; the paper
-profile reads ``<data-root>/training`` and ``<data-root>/ImageSets/{train,val}.txt``.
+profile reads ``<data-root>/kitti/training`` and ``<data-root>/kitti/ImageSets/{train,val}.txt``
+(or the same under ``<data-root>`` itself). Without ``dense_checkpoint`` it first trains the dense
+model on OpenPCDet's schedule (``dense_epochs``: 80, one-cycle Adam at 0.003) and caches it.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import argparse
 from pathlib import Path
 
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
+from core.cli import ArgumentParser, add_common_args, dataset_dir, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
 from core.errors import ConfigError, exit_on_user_error
 from core.grid import run_grid, run_name
@@ -21,6 +23,11 @@ from .synthetic import generate_kitti_scenes
 from .task import KittiTask
 
 CONFIG = Path(__file__).resolve().parent / "configs" / "pointpillars.yaml"
+
+
+def kitti_root(data_root: Path | None) -> Path:
+    """The KITTI object folder (holding ``training/`` and ``ImageSets/``) under ``--data-root`` / ``$DATA_ROOT``."""
+    return dataset_dir(resolve_data_root(data_root, "KITTI object (kitti/training/, kitti/ImageSets/)"), "kitti")
 
 
 def build_recipes(cfg: dict, methods: list[str], seeds: list[int]) -> list[tuple[str, PruningRecipe]]:
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         root = generate_kitti_scenes(out / "synthetic_kitti", int(data["num_train_scenes"]), int(data["num_eval_scenes"]),
                                      int(data.get("synthetic_seed", 0)), float(data.get("max_range", 30.0)))
     elif cfg["data"]["source"] == "kitti":
-        root = resolve_data_root(args.data_root, "KITTI object (training/, ImageSets/)")
+        root = kitti_root(args.data_root)
     else:
         raise ConfigError(f"data.source '{cfg['data']['source']}' is unknown; use kitti or synthetic")
     if not cfg.get("dense_checkpoint") and int(cfg.get("dense_epochs") or 0) <= 0:

@@ -6,8 +6,10 @@ For each class, difficulty and overlap metric (2D image box, bird's eye view, 3D
   *ignored* (neither a miss nor a hit); neighbouring classes (Van for Car, Person_sitting for
   Pedestrian) are ignored too, and detections matched to ignored objects count as nothing;
 - detections whose 2D box is lower than the difficulty's minimum height are ignored;
-- unmatched detections that overlap a DontCare region (by more than the threshold, measured
-  as the fraction of the detection's 2D box) are not false positives;
+- unmatched detections that a DontCare label holds are not false positives; "holds" is the
+  metric's own overlap over the detection's size (2D area, BEV area, volume) above the
+  threshold, as the devkit computes it. A DontCare label's 3D fields are dummies (location
+  -1000, dimensions -1), so in BEV and 3D no detection is ever held;
 - 41 score thresholds are picked so the recall steps evenly; precision is made monotone and
   averaged at 11 recall points (R11: 0, 0.1, ..., 1) or 40 (R40: 1/40, ..., 1);
 - AOS (average orientation similarity) is computed on the 2D boxes only, over the same matches
@@ -16,10 +18,17 @@ For each class, difficulty and overlap metric (2D image box, bird's eye view, 3D
   counted detections (true plus false positives), made monotone and averaged like precision,
   so AOS <= AP, with equality when every matched orientation is right.
 
-Two points where the devkits differ are options: DontCare discounting for every metric (the
-C++ devkit) or for 2D boxes only (the Python port); and the recall sampling (see
-:func:`average_precision`). Ground truth lower than the minimum height is ignored when its
-height is below it (the C++ devkit's ``<``; the Python port uses ``<=``).
+The recall sampling is an option (see :func:`average_precision`). Ground truth lower than the
+minimum height is ignored when its height is below it (the C++ devkit's ``<``; the Python port
+uses ``<=``). Boxes turn as in the devkit (:mod:`.rotated_iou`).
+
+:func:`evaluate_kitti` computes every number with the vectorised engine of :mod:`.kitti_ap`;
+:func:`clean_frame`, :func:`match_frame` and :func:`average_precision` transcribe the devkit
+frame by frame and threshold by threshold, slowly, as the reference the tests hold it to.
+
+Overlap sets (``OVERLAP_SETS``): ``official`` is the devkit's (Car 0.7, Pedestrian and Cyclist
+0.5 for 2D, BEV and 3D); ``loose`` is OpenPCDet's second set (2D as official, BEV and 3D at
+0.5 / 0.25 / 0.25); ``iou05`` is 0.5 for every class and metric (the paper's Table 3).
 
 Annotations are dicts of column arrays as :func:`kitti_io.labels_to_arrays` returns them.
 """
@@ -29,21 +38,23 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .rotated_iou import box3d_iou, image_box_iou, rotated_iou
+from .kitti_ap import (DIFFICULTIES, MAX_OCCLUSION, MAX_TRUNCATION, MIN_HEIGHT, N_SAMPLE_PTS, NEIGHBOURS, UNKNOWN_ALPHA,
+                      FrameSet, PairOverlaps, ap_curves, class_rules, sample_thresholds, summarise_curves)
+from .rotated_iou import box3d_overlap, camera_bev_overlap, image_box_iou
 
-__all__ = ["DIFFICULTIES", "MIN_HEIGHT", "MAX_OCCLUSION", "MAX_TRUNCATION", "OFFICIAL_MIN_OVERLAP", "METRICS",
-           "FrameStats", "clean_frame", "frame_overlaps", "match_frame", "sample_thresholds", "average_precision",
-           "evaluate_kitti"]
+__all__ = ["DIFFICULTIES", "MIN_HEIGHT", "MAX_OCCLUSION", "MAX_TRUNCATION", "OFFICIAL_MIN_OVERLAP", "LOOSE_MIN_OVERLAP",
+           "OVERLAP_SETS", "METRICS", "KINDS", "FrameStats", "clean_frame", "frame_overlaps", "match_frame", "sample_thresholds",
+           "average_precision", "kitti_metrics", "evaluate_kitti"]
 
-DIFFICULTIES = ("easy", "moderate", "hard")
-MIN_HEIGHT = (40, 25, 25)  # pixels
-MAX_OCCLUSION = (0, 1, 2)
-MAX_TRUNCATION = (0.15, 0.3, 0.5)
 METRICS = ("bbox", "bev", "3d")
+KINDS = ("bbox", "bev", "3d", "aos")  # AOS rides on the 2D matches
 OFFICIAL_MIN_OVERLAP = {"Car": 0.7, "Pedestrian": 0.5, "Cyclist": 0.5, "Van": 0.7, "Truck": 0.7, "Person_sitting": 0.5, "Tram": 0.7}
-NEIGHBOURS = {"car": "van", "pedestrian": "person_sitting"}
-N_SAMPLE_PTS = 41
-UNKNOWN_ALPHA = -10.0  # KITTI's "no orientation" (DontCare labels, 2D-only detectors)
+LOOSE_MIN_OVERLAP = {"Car": 0.5, "Pedestrian": 0.25, "Cyclist": 0.25, "Van": 0.5, "Truck": 0.5, "Person_sitting": 0.25, "Tram": 0.5}
+OVERLAP_SETS: dict[str, dict[str, dict[str, float]]] = {
+    "official": {"bbox": OFFICIAL_MIN_OVERLAP, "bev": OFFICIAL_MIN_OVERLAP, "3d": OFFICIAL_MIN_OVERLAP},
+    "loose": {"bbox": OFFICIAL_MIN_OVERLAP, "bev": LOOSE_MIN_OVERLAP, "3d": LOOSE_MIN_OVERLAP},
+    "iou05": {m: {c: 0.5 for c in OFFICIAL_MIN_OVERLAP} for m in METRICS},
+}
 
 
 class FrameStats(NamedTuple):
@@ -82,17 +93,24 @@ def clean_frame(gt: Mapping, dt: Mapping, cls: str, difficulty: int) -> tuple[np
     return ignored_gt, ignored_dt, dc.reshape(-1, 4), int((ignored_gt == 0).sum())
 
 
-def frame_overlaps(gt: Mapping, dt: Mapping, metric: str) -> np.ndarray:
-    """(n_dt, n_gt) overlaps: 2D IoU, BEV IoU (camera x-z plane) or 3D IoU."""
+def frame_overlaps(gt: Mapping, dt: Mapping, metric: str, criterion: int = -1) -> np.ndarray:
+    """(n_dt, n_gt) overlaps: 2D, BEV (camera x-z plane) or 3D; IoU, or over the detection's size (``criterion=0``)."""
     if metric == "bbox":
-        return image_box_iou(dt["bbox"], gt["bbox"])
+        return image_box_iou(dt["bbox"], gt["bbox"], criterion)
     if metric == "bev":
-        def bev(a):
-            return np.column_stack([a["location"][:, 0], a["location"][:, 2], a["dimensions"][:, 2], a["dimensions"][:, 1], a["rotation_y"]])
-        return rotated_iou(bev(dt), bev(gt))
+        return camera_bev_overlap(dt["location"], dt["dimensions"], dt["rotation_y"], gt["location"], gt["dimensions"], gt["rotation_y"], criterion)
     if metric == "3d":
-        return box3d_iou(dt["location"], dt["dimensions"], dt["rotation_y"], gt["location"], gt["dimensions"], gt["rotation_y"])
+        return box3d_overlap(dt["location"], dt["dimensions"], dt["rotation_y"], gt["location"], gt["dimensions"], gt["rotation_y"], criterion)
     raise ValueError(f"unknown metric {metric}; use one of {METRICS}")
+
+
+def dontcare_overlaps(gt: Mapping, dt: Mapping, metric: str) -> np.ndarray:
+    """(n_dt, n_dontcare) part of each detection inside each DontCare label, by the metric's own overlap (the devkit's rule)."""
+    names = np.array([str(n).lower() for n in gt["name"]], dtype=object)
+    dc = {k: np.asarray(v)[names == "dontcare"] for k, v in gt.items() if k in ("name", "bbox", "location", "dimensions", "rotation_y")}
+    if len(dc["name"]) == 0:
+        return np.zeros((len(dt["name"]), 0))
+    return frame_overlaps(dc, dt, metric, criterion=0)
 
 
 def match_frame(overlaps: np.ndarray, dt_scores: np.ndarray, ignored_gt: np.ndarray, ignored_dt: np.ndarray,
@@ -149,22 +167,8 @@ def match_frame(overlaps: np.ndarray, dt_scores: np.ndarray, ignored_gt: np.ndar
     return FrameStats(tp, fp, fn, np.asarray(tp_scores, dtype=np.float64), float(similarity))
 
 
-def sample_thresholds(scores: np.ndarray, num_gt: int, num_points: int = N_SAMPLE_PTS) -> np.ndarray:
-    """Scores at which recall passes 0, 1/40, 2/40, ... (the devkit's threshold choice)."""
-    scores = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
-    chosen, current = [], 0.0
-    for i, score in enumerate(scores):
-        left = (i + 1) / num_gt
-        right = (i + 2) / num_gt if i < len(scores) - 1 else left
-        if (right - current) < (current - left) and i < len(scores) - 1:
-            continue
-        chosen.append(score)
-        current += 1.0 / (num_points - 1.0)
-    return np.asarray(chosen)
-
-
 def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, difficulty: int, metric: str,
-                      min_overlap: float, dontcare_all_metrics: bool = True, sampling: str = "devkit",
+                      min_overlap: float, sampling: str = "devkit",
                       overlaps: Sequence[np.ndarray] | None = None, compute_aos: bool = False) -> dict[str, float]:
     """``{"R11": ap, "R40": ap, "num_gt": n}`` (AP in percent) of one class, difficulty, metric and threshold.
 
@@ -174,9 +178,6 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
     ``sampling="exact"`` evaluates every score of a true positive and takes the interpolated
     precision ``max{precision(t) : recall(t) >= r}`` at each recall point r; the two agree on
     large sets, and ``exact`` is right on small ones (the smoke profile, tests).
-
-    ``dontcare_all_metrics`` follows the C++ devkit, which discounts detections in DontCare
-    regions for every metric; the widely used Python port does it for 2D boxes only (False).
 
     ``compute_aos`` adds ``"aos_R11"`` and ``"aos_R40"``: the average orientation similarity
     (percent) over the same thresholds and recall points, from the annotations' ``alpha``
@@ -188,8 +189,7 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
         overlaps = [frame_overlaps(gt, dt, metric) for gt, dt in zip(gts, dts, strict=True)]
     for gt, dt, frame_ov in zip(gts, dts, overlaps, strict=True):
         ignored_gt, ignored_dt, dc, n_valid = clean_frame(gt, dt, cls, difficulty)
-        use_dc = dontcare_all_metrics or metric == "bbox"
-        dc_overlaps = image_box_iou(dt["bbox"], dc, criterion=0) if use_dc else np.zeros((len(ignored_dt), 0))
+        dc_overlaps = dontcare_overlaps(gt, dt, metric)
         scores = np.asarray(dt["score"], dtype=np.float64)
         alphas = (np.asarray(gt["alpha"], dtype=np.float64), np.asarray(dt["alpha"], dtype=np.float64)) if compute_aos else (None, None)
         tp_scores = match_frame(frame_ov, scores, ignored_gt, ignored_dt, dc_overlaps, min_overlap).tp_scores
@@ -237,41 +237,61 @@ def average_precision(gts: Sequence[Mapping], dts: Sequence[Mapping], cls: str, 
 
 
 def _has_orientation(dts: Sequence[Mapping]) -> bool:
-    """Whether the detections carry observation angles (the devkit skips AOS when alpha is -10)."""
+    """Whether the detections carry observation angles (the devkit skips AOS when an alpha is -10)."""
     return all("alpha" in dt for dt in dts) and not any(np.any(np.asarray(dt["alpha"]) == UNKNOWN_ALPHA) for dt in dts)
 
 
-def evaluate_kitti(gts: Sequence[Mapping], dts: Sequence[Mapping], classes: Iterable[str],
-                   overlap_sets: Mapping[str, Mapping[str, float]] | None = None, dontcare_all_metrics: bool = True,
-                   sampling: str = "devkit") -> dict[str, float]:
-    """Flat metrics ``<metric>_<set>_<R11|R40>_<class|mAP>_<difficulty>`` in percent.
+def kitti_metrics(gts: Sequence[Mapping], dts: Sequence[Mapping], classes: Iterable[str],
+                  overlap_sets: Iterable[str] | Mapping[str, Mapping[str, Mapping[str, float]]] = ("official", "loose"),
+                  sampling: str = "devkit") -> dict[tuple[str, str, str, str, str], float]:
+    """``{(kind, set, R11|R40, class, difficulty): AP}`` in percent for kinds bbox, bev, 3d and aos.
 
-    ``overlap_sets`` maps a name to a per-class IoU threshold; the default holds the official
-    thresholds (``official``: Car 0.7, Pedestrian and Cyclist 0.5) and 0.5 for every class
-    (``iou05``, the paper's Table 3). ``mAP`` is the mean over classes that have valid ground
-    truth at that difficulty; NaN when none has. Beside the 2D ``bbox`` keys, ``aos_...`` keys
-    hold the average orientation similarity of the same 2D matches (NaN when the detections
-    carry no alpha).
+    ``overlap_sets`` names sets of ``OVERLAP_SETS`` or maps names to ``{metric: {class: threshold}}``.
+    A class without valid ground truth at a difficulty is NaN; AOS is NaN when a detection has
+    no orientation (alpha -10).
     """
     classes = list(classes)
-    if overlap_sets is None:
-        overlap_sets = {"official": {c: OFFICIAL_MIN_OVERLAP.get(c, 0.5) for c in classes}, "iou05": {c: 0.5 for c in classes}}
-    out: dict[str, float] = {}
-    overlaps = {m: [frame_overlaps(gt, dt, m) for gt, dt in zip(gts, dts, strict=True)] for m in METRICS}
+    sets = {name: OVERLAP_SETS[name] for name in overlap_sets} if not isinstance(overlap_sets, Mapping) else dict(overlap_sets)
+    frames = FrameSet.build(gts, dts)
+    pairs = PairOverlaps(frames)
     with_aos = _has_orientation(dts)
-    for set_name, thresholds in overlap_sets.items():
-        for metric in METRICS:
-            kinds = [metric, "aos"] if metric == "bbox" else [metric]
-            for d, diff in enumerate(DIFFICULTIES):
-                per_class = {c: average_precision(gts, dts, c, d, metric, thresholds[c], dontcare_all_metrics, sampling, overlaps[metric],
-                                                  compute_aos=metric == "bbox" and with_aos) for c in classes}
-                for kind in kinds:
+    cache: dict[tuple, dict[str, float]] = {}
+    out: dict[tuple[str, str, str, str, str], float] = {}
+    for d, diff in enumerate(DIFFICULTIES):
+        for cls in classes:
+            rules = class_rules(frames, cls, d)
+            for set_name, per_metric in sets.items():
+                for metric in METRICS:
+                    threshold = float(per_metric[metric].get(cls, 0.5))
+                    key = (cls, d, metric, threshold)
+                    if key not in cache:
+                        curves = ap_curves(frames, pairs, rules, metric, threshold, sampling, with_alpha=metric == "bbox" and with_aos)
+                        cache[key] = summarise_curves(curves, sampling)
                     for interp in ("R11", "R40"):
-                        values = []
-                        for c in classes:
-                            value = per_class[c].get(f"aos_{interp}", float("nan")) if kind == "aos" else per_class[c][interp]
-                            out[f"{kind}_{set_name}_{interp}_{c}_{diff}"] = value
-                            if per_class[c]["num_gt"] > 0:
-                                values.append(value)
-                        out[f"{kind}_{set_name}_{interp}_mAP_{diff}"] = float(np.mean(values)) if values else float("nan")
+                        out[(metric, set_name, interp, cls, diff)] = cache[key][interp]
+                        if metric == "bbox":
+                            out[("aos", set_name, interp, cls, diff)] = cache[key][f"aos_{interp}"]
+    return out
+
+
+def evaluate_kitti(gts: Sequence[Mapping], dts: Sequence[Mapping], classes: Iterable[str],
+                   overlap_sets: Iterable[str] | Mapping[str, Mapping[str, Mapping[str, float]]] = ("official", "loose", "iou05"),
+                   sampling: str = "devkit") -> dict[str, float]:
+    """Flat metrics ``<kind>_<set>_<R11|R40>_<class|mAP>_<difficulty>`` in percent (the task's results files).
+
+    ``mAP`` is the mean over classes that have valid ground truth at that difficulty; NaN when
+    none has. Beside the 2D ``bbox`` keys, ``aos_...`` keys hold the average orientation
+    similarity of the same 2D matches (NaN when the detections carry no alpha).
+    """
+    classes = list(classes)
+    nested = kitti_metrics(gts, dts, classes, overlap_sets, sampling)
+    out: dict[str, float] = {}
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for (kind, set_name, interp, cls, diff), value in nested.items():
+        out[f"{kind}_{set_name}_{interp}_{cls}_{diff}"] = value
+        groups.setdefault((kind, set_name, interp, diff), [])
+        if not np.isnan(nested[("bbox", set_name, interp, cls, diff)]):  # the class has valid ground truth
+            groups[(kind, set_name, interp, diff)].append(value)
+    for (kind, set_name, interp, diff), values in groups.items():
+        out[f"{kind}_{set_name}_{interp}_mAP_{diff}"] = float(np.mean(values)) if values else float("nan")
     return out

@@ -199,7 +199,6 @@ class KittiTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         gts, dts = self.predict_annos(model)
         ev = self.cfg.get("evaluation", {})
-        metrics = evaluate_kitti(gts, dts, self.classes, sampling=ev.get("recall_sampling", "devkit"),
-                                 dontcare_all_metrics=ev.get("dontcare_all_metrics", True))
+        metrics = evaluate_kitti(gts, dts, self.classes, sampling=ev.get("recall_sampling", "devkit"))
         metrics["num_detections"] = float(np.mean([len(d["name"]) for d in dts])) if dts else 0.0
         return metrics

@@ -21,10 +21,10 @@ def test_missing_split_file_and_unknown_source_are_user_errors(monkeypatch, caps
     (tmp_path / "kitti" / "training" / "velodyne").mkdir(parents=True)
     monkeypatch.setenv("DATA_ROOT", str(tmp_path / "kitti"))
     with pytest.raises(SystemExit) as exc:
+        main(["--profile", "paper", "--out", str(tmp_path / "runs"), "--set", "dense_epochs=0"])
+    assert exc.value.code == 2 and "dense_checkpoint" in capsys.readouterr().err  # neither a dense model nor its training
+    with pytest.raises(SystemExit) as exc:  # the paper profile as it stands starts, and reads the data
         main(["--profile", "paper", "--out", str(tmp_path / "runs")])
-    assert exc.value.code == 2 and "dense_checkpoint" in capsys.readouterr().err  # the paper profile needs a dense model
-    with pytest.raises(SystemExit) as exc:
-        main(["--profile", "paper", "--out", str(tmp_path / "runs"), "--set", "dense_epochs=1"])
     assert exc.value.code == 2 and "ImageSets/train.txt" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["--out", str(tmp_path / "runs"), "--set", "data.source=nuscenes"])
@@ -64,3 +64,13 @@ def test_dense_model_is_cached_and_a_cached_run_repeats_the_numbers(tmp_path, ca
     assert [row["loss"] for row in first["history"]] == [row["loss"] for row in second["history"]]
     main(["--out", str(tmp_path / "third")] + tiny + ["--set", "dense_epochs=1"])  # the later --set wins
     assert len(list((tmp_path / "dense").glob("*.pt"))) == 2  # other dense settings: another cache file
+
+
+def test_paper_profile_trains_the_dense_model_on_openpcdets_schedule_and_evaluates_every_epoch():
+    from core.config import load_run_config
+    from pointpillars_kitti.__main__ import CONFIG
+    cfg = load_run_config(CONFIG, "paper")
+    assert cfg["dense_checkpoint"] is None and cfg["dense_epochs"] == 80  # no checkpoint: trained here, then cached
+    assert cfg["optimizer"]["lr"] == 0.003 and cfg["optimizer"]["moms"] == [0.95, 0.85] and cfg["batch_size"] == 4
+    assert cfg["epochs"] == 40 and cfg["retrain_epochs"] == 3 and cfg["eval_every"] == 1
+    assert "dontcare_all_metrics" not in cfg["evaluation"]  # DontCare is handled per metric, as the devkit does

@@ -207,3 +207,76 @@ def test_ap_is_100_when_predictions_equal_the_real_labels():
     aos = {k: v for k, v in counted.items() if k.startswith("aos_")}  # AOS = AP = 100 with the labels' own alpha
     assert len(aos) >= 24 and metrics["aos_official_R40_mAP_moderate"] == pytest.approx(100.0)
     assert all(aos[k] == pytest.approx(counted["bbox" + k[3:]]) for k in aos)
+
+
+# ---- DontCare per metric, and the vectorised engine against the literal devkit transcription ----
+
+def test_dontcare_discounts_in_2d_only_because_its_3d_fields_are_dummies():
+    # a Car found, and a false positive whose 2D box lies inside a DontCare region (KITTI's DontCare 3D fields: -1000, -1)
+    gt = anno(["Car", "DontCare"], [[0, 0, 100, 100], [500, 0, 700, 100]],
+              locs=[[0.0, 1.5, 20.0], [-1000, -1000, -1000]], dims=[[1.5, 1.6, 4.0], [-1, -1, -1]], ry=[0.0, -10])
+    dt = anno(["Car", "Car"], [[0, 0, 100, 100], [520, 10, 600, 90]], scores=[0.5, 0.9],
+              locs=[[0.0, 1.5, 20.0], [8.0, 1.5, 20.0]])
+    metrics = evaluate_kitti([gt], [dt], ["Car"], sampling="exact")
+    assert metrics["bbox_official_R40_Car_moderate"] == pytest.approx(100.0)  # held by the DontCare region
+    assert metrics["bev_official_R40_Car_moderate"] == pytest.approx(50.0)  # not held: P = 1/2 at R = 1
+    assert metrics["3d_official_R40_Car_moderate"] == pytest.approx(50.0)
+    for metric, want in (("bbox", 100.0), ("bev", 50.0), ("3d", 50.0)):  # the literal transcription agrees
+        assert average_precision([gt], [dt], "Car", 1, metric, 0.7, sampling="exact")["R40"] == pytest.approx(want)
+    # a DontCare label with real 3D fields holds the detection in BEV and 3D too (the devkit's own overlap, over the detection)
+    gt3 = {**gt, "location": np.array([[0.0, 1.5, 20.0], [8.0, 1.5, 20.0]]), "dimensions": np.array([[1.5, 1.6, 4.0], [3, 3, 6]])}
+    assert evaluate_kitti([gt3], [dt], ["Car"], sampling="exact")["3d_official_R40_Car_moderate"] == pytest.approx(100.0)
+
+
+def random_frames(rng: np.random.Generator, n_frames: int) -> tuple[list[dict], list[dict]]:
+    """Labels of every kind (DontCare with KITTI's dummy 3D fields) and detections, many near the labels."""
+    names = np.array(["Car", "Pedestrian", "Cyclist", "Van", "Person_sitting", "DontCare", "Truck"])
+
+    def objects(n: int, kinds: np.ndarray) -> dict:
+        x1, y1 = rng.uniform(0, 1000, n), rng.uniform(100, 250, n)
+        a = {"name": kinds, "bbox": np.column_stack([x1, y1, x1 + rng.uniform(20, 200, n), y1 + rng.uniform(15, 120, n)]),
+             "location": np.column_stack([rng.uniform(-6, 6, n), rng.uniform(1, 2, n), rng.uniform(5, 20, n)]),
+             "dimensions": np.column_stack([rng.uniform(1.4, 1.8, n), rng.uniform(0.5, 2, n), rng.uniform(0.6, 4.5, n)]),
+             "rotation_y": rng.uniform(-np.pi, np.pi, n), "alpha": rng.uniform(-np.pi, np.pi, n),
+             "score": np.round(rng.uniform(0, 1, n), 2), "truncated": rng.choice([0, 0.1, 0.2, 0.4, 0.6], n),
+             "occluded": rng.choice([0, 1, 2, 3], n)}
+        dc = kinds == "DontCare"
+        a["location"][dc], a["dimensions"][dc], a["rotation_y"][dc] = -1000, -1, -10
+        return a
+
+    gts, dts = [], []
+    for _ in range(n_frames):
+        n = int(rng.integers(0, 9))
+        gt = objects(n, rng.choice(names, n, p=[0.35, 0.2, 0.15, 0.08, 0.05, 0.12, 0.05]))
+        m = int(rng.integers(0, 8))
+        dt = objects(m, rng.choice(names[:3], m))
+        near = rng.choice(n, min(n, int(rng.integers(0, 6))), replace=False) if n else np.zeros(0, int)
+        for key, scale in (("bbox", 1.5), ("location", 0.15), ("dimensions", 0.1), ("rotation_y", 0.15), ("alpha", 0.15)):
+            dt[key] = np.concatenate([dt[key], gt[key][near] + rng.normal(0, scale, gt[key][near].shape)])
+        kinds = gt["name"][near].copy()
+        kinds[kinds == "DontCare"] = "Car"
+        dt["name"] = np.concatenate([dt["name"], kinds])
+        for key in ("score", "truncated", "occluded"):
+            dt[key] = np.concatenate([dt[key], np.round(rng.uniform(0, 1, len(near)), 2) if key == "score" else np.zeros(len(near))])
+        gts.append(gt)
+        dts.append(dt)
+    return gts, dts
+
+
+@pytest.mark.parametrize("seed, sampling", [(0, "devkit"), (1, "devkit"), (2, "exact")])
+def test_vectorised_engine_equals_the_literal_devkit_transcription(seed, sampling):
+    from pointpillars_kitti.kitti_eval import OVERLAP_SETS, kitti_metrics
+    gts, dts = random_frames(np.random.default_rng(seed), 25)
+    fast = kitti_metrics(gts, dts, ["Car", "Pedestrian", "Cyclist"], ("official", "loose"), sampling)
+    compared = nonzero = 0
+    for (kind, set_name, interp, cls, diff), value in fast.items():
+        if kind == "aos" or interp == "R40":
+            continue
+        ref = average_precision(gts, dts, cls, ("easy", "moderate", "hard").index(diff), kind, OVERLAP_SETS[set_name][kind][cls],
+                                sampling=sampling, compute_aos=kind == "bbox")
+        for name in ("R11", "R40") + (("aos_R11", "aos_R40") if kind == "bbox" else ()):
+            got = fast[("aos" if name.startswith("aos") else kind, set_name, name[-3:], cls, diff)]
+            assert got == pytest.approx(ref[name], abs=1e-9, nan_ok=True), (kind, set_name, name, cls, diff)
+            compared += 1
+            nonzero += bool(got > 0)
+    assert compared >= 100 and nonzero >= 30  # the sets exercise matches, not only zeros
