@@ -28,7 +28,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 DEMO_TARGETS :=
 -include classification/targets.mk detection_yolo/targets.mk pointpillars_kitti/targets.mk lane_tusimple/targets.mk
 
-.PHONY: install test demo core-demo bench claims clean
+.PHONY: install test demo core-demo bench claims fidelity-figures clean
 
 install: $(INSTALLED)
 
@@ -45,6 +45,10 @@ core-demo: install
 CLAIMS_RUNS ?= $(if $(filter command line,$(origin RUNS)),$(RUNS),docs/fidelity/results)
 claims: install
 	$(PY) -m figures.claims --runs $(CLAIMS_RUNS)
+
+# the fidelity study's Figure 1 curve and Figure 2 violations for the four methods (docs/fidelity/)
+fidelity-figures: install
+	$(PY) -m figures.fig_fidelity --runs $(CLAIMS_RUNS) --out docs/fidelity
 
 bench: install
 	$(PY) benchmarks/bench_core.py

@@ -24,7 +24,7 @@ from core.errors import exit_on_user_error
 
 from .common import collect_results, metric, render_table
 
-__all__ = ["Interval", "interval", "verdict", "Claim", "judge", "ablations", "claims_markdown", "main"]
+__all__ = ["Interval", "interval", "verdict", "Claim", "index_runs", "violation_series", "judge", "ablations", "claims_markdown", "main"]
 
 PAIRS = (("slr", "admm"), ("slr_authors", "admm_authors"))
 PAPER_GAP_871 = 88.12 - 80.25  # Table 1, ResNet-18 on CIFAR-10 after hard-pruning at 8.71x (the paper's)
@@ -105,7 +105,7 @@ def _settings_key(result: Mapping[str, Any]) -> str:
     return json.dumps([recipe, task], sort_keys=True, default=str)
 
 
-def _index(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, float, int], Mapping[str, Any]]:
+def index_runs(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, float, int], Mapping[str, Any]]:
     """``(experiment group, method, rate, seed) -> results``; a group is named after its experiment
     that holds the rate nearest the headline 8.71x (then: the most runs, the first name)."""
     results = list(results)
@@ -120,7 +120,7 @@ def _index(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, float, 
     return out
 
 
-def _violations(result: Mapping[str, Any]) -> list[float]:
+def violation_series(result: Mapping[str, Any]) -> list[float]:
     return [float(h["violation"]) for h in result.get("pruner_history", []) if h.get("violation") is not None]
 
 
@@ -141,7 +141,7 @@ def _paired(index, experiment: str, slr: str, admm: str, rate: float, value) -> 
 
 def judge(results: Iterable[Mapping[str, Any]]) -> list[Claim]:
     """Every claim the runs can test, for every experiment and SLR/ADMM pair they hold."""
-    index = _index(results)
+    index = index_runs(results)
     claims: list[Claim] = []
     experiments = sorted({k[0] for k in index})
     for experiment in experiments:
@@ -162,7 +162,7 @@ def judge(results: Iterable[Mapping[str, Any]]) -> list[Claim]:
                                     interval([gaps[high][s] - gaps[low][s] for s in common]), "top-1 points"))
             # ‖W − Z‖ falls faster: ADMM's last/first ratio over SLR's, in log10 (positive: SLR faster)
             def fall(run):
-                v = _violations(run)
+                v = violation_series(run)
                 return None if len(v) < 2 or v[0] <= 0 or v[-1] <= 0 else math.log10(v[-1] / v[0])
             claims.append(Claim("SLR's ‖W − Z‖ falls faster (last/first update)", pair, "faster (Figure 2)",
                                 interval([-d for d in _paired(index, experiment, slr, admm, headline, fall)]), "log10 ADMM/SLR"))
@@ -185,7 +185,7 @@ def _seeds(index, experiment: str, slr: str, admm: str, rate: float) -> list[int
 
 def _runs_table(results: Sequence[Mapping[str, Any]]) -> str:
     groups: dict[tuple[str, str, float], list[Mapping[str, Any]]] = defaultdict(list)
-    for (experiment, method, rate, _), r in _index(results).items():
+    for (experiment, method, rate, _), r in index_runs(results).items():
         groups[(experiment, method, rate)].append(r)
     rows = []
     for (experiment, method, rate), runs in sorted(groups.items()):
@@ -201,7 +201,7 @@ def _runs_table(results: Sequence[Mapping[str, Any]]) -> str:
 def ablations(results: Iterable[Mapping[str, Any]], baseline: str = "authors", prefix: str = "abl_") -> list[tuple[str, str, Interval]]:
     """``(ablation, method, paired difference after hard-pruning)`` against the ``baseline`` group's
     run of the same method (its ``*_authors`` form for a paper method), rate and seed."""
-    index = _index(results)
+    index = index_runs(results)
     rows = []
     for group, method in sorted({k[:2] for k in index if k[0].startswith(prefix)}):
         reference = method if any(k[:2] == (baseline, method) for k in index) else f"{method}_authors"

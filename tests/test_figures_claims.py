@@ -84,3 +84,17 @@ def test_no_results_is_one_error_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--runs", str(tmp_path / "missing")])
     assert exit_info.value.code == 2
+
+
+def test_fidelity_figures_use_each_methods_main_group(tmp_path: Path) -> None:
+    from figures.fig_fidelity import figure1_fidelity, figure2_fidelity, main_groups
+
+    runs = [_result("paper", m, 8.71, s, 70.0) for m in ("slr", "admm") for s in range(2)]
+    runs += [_result("curve_paper", "slr", 1.96, s, 85.0) for s in range(2)]
+    runs += [_result("abl_x", "slr", 8.71, 0, 10.0, settings={"amplify": True})]
+    groups = main_groups(runs)
+    assert sorted(groups) == ["admm", "slr"] and sorted(groups["slr"]) == [1.96, 8.71]
+    assert [r["seed"] for r in groups["slr"][8.71]] == [0, 1]  # the ablation at 8.71x is not in the main group
+    for draw in (figure1_fidelity, figure2_fidelity):
+        fig = draw(runs)
+        assert fig.axes[0].get_title().startswith("Figure")
