@@ -16,6 +16,7 @@ warns once when no penalty was added since the previous update.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -31,7 +32,32 @@ from .hooks import AttachedOptimizers, HookHandles
 from .masks import Masks
 from .sparsity import PrunedLayer, SparsityConfig
 
-__all__ = ["DualPruner", "as_sparsity_config"]
+__all__ = ["DualPruner", "as_sparsity_config", "MODEL_AND_CONFIG"]
+
+MODEL_AND_CONFIG = """Arguments every pruner takes:
+    model: any ``nn.Module``, also wrapped: DataParallel / DDP (``module.``), ``torch.compile``
+        (``_orig_mod.``) or activation checkpointing (``_checkpoint_wrapped_module.``), on the
+        whole model or on submodules. Parameters are matched by name with those components
+        removed wherever they occur; a tied parameter may be named by any of its names and is
+        pruned once.
+    config: which parameters to prune and how much, in any of these forms:
+
+        * a :class:`~core.SparsityConfig`;
+        * a mapping in the YAML form, e.g. ``{"prune_ratios": {"fc.weight": 0.9}}``,
+          ``{"prune_ratios": {"layer4.*.weight": {"ratio": 0.9, "scheme": "filter"}}}`` or
+          ``{"target_rate": 8.71, "exclude": ["conv1.weight"], "module_types": ["Conv2d"]}``
+          (keys: ``prune_ratios``, ``scheme``, ``target_rate``, ``include``, ``exclude``,
+          ``module_types``);
+        * a path (``str`` or ``Path``) to such a YAML file.
+
+        Without ``include``, ``target_rate`` selects every weight with at least two dimensions
+        (no biases, no BatchNorm / LayerNorm scales). Mistakes are one-line ``ConfigError`` s.
+    rho: penalty coefficient of eq. (6).
+    update_every: act on every N-th call of ``update()`` (calls are epochs or steps, whichever
+        the caller uses); SLR averages the losses of the calls in between.
+
+The penalty reaches the gradients through ``attach(optimizer)`` or ``add_penalty_grad()``,
+not both."""
 
 
 def as_sparsity_config(config: "SparsityConfig | Mapping[str, Any] | str | Path") -> SparsityConfig:
@@ -46,34 +72,18 @@ def as_sparsity_config(config: "SparsityConfig | Mapping[str, Any] | str | Path"
 class DualPruner(ABC):
     """Base class of :class:`~core.ADMM` and :class:`~core.SLR`.
 
-    Args:
-        model: any ``nn.Module``, also wrapped: DataParallel / DDP (``module.``),
-            ``torch.compile`` (``_orig_mod.``) or activation checkpointing
-            (``_checkpoint_wrapped_module.``), on the whole model or on submodules. Parameters
-            are matched by name with those components removed wherever they occur; a tied
-            parameter may be named by any of its names and is pruned once.
-        config: which parameters to prune and how much, in any of these forms:
-
-            * a :class:`~core.SparsityConfig`;
-            * a mapping in the YAML form, e.g. ``{"prune_ratios": {"fc.weight": 0.9}}``,
-              ``{"prune_ratios": {"layer4.*.weight": {"ratio": 0.9, "scheme": "filter"}}}`` or
-              ``{"target_rate": 8.71, "exclude": ["conv1.weight"], "module_types": ["Conv2d"]}``
-              (keys: ``prune_ratios``, ``scheme``, ``target_rate``, ``include``, ``exclude``,
-              ``module_types``);
-            * a path (``str`` or ``Path``) to such a YAML file.
-
-            Without ``include`` a ``target_rate`` selects every weight with at least two
-            dimensions (not biases nor BatchNorm / LayerNorm scales). Errors are one-line
-            :class:`~core.ConfigError` s.
-        rho: penalty coefficient of eq. (6).
-        update_every: act on every N-th call of :meth:`update` (calls are epochs or steps,
-            whichever the caller uses); SLR averages the losses of the calls in between.
-
     Use :meth:`attach` (or, in loops that need it, :meth:`add_penalty_grad`; not both), call
     :meth:`update` once per epoch, then :meth:`hard_prune` and ``masks.attach(optimizer)``.
+    The accepted forms of ``model`` and ``config`` follow (subclasses repeat them).
     """
 
     method: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Append :data:`MODEL_AND_CONFIG` to each pruner's docstring, so ``help(SLR)`` shows it."""
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and MODEL_AND_CONFIG not in cls.__doc__:
+            cls.__doc__ = inspect.cleandoc(cls.__doc__) + "\n\n" + MODEL_AND_CONFIG
 
     def __init__(self, model: nn.Module, config, rho: float = 0.1, update_every: int = 1) -> None:
         if not rho > 0:
