@@ -14,6 +14,12 @@ from .names import ParameterNames
 
 __all__ = ["Masks", "HookHandles"]
 
+# Optimizers whose update of an entry with zero weight, zero gradient and zero state is exactly
+# zero and leaves that state zero (weight decay, momentum and Adam moments included): for these,
+# masking the gradients before each step keeps pruned weights and state at zero by itself.
+_GRADS_SUFFICE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam,
+                  torch.optim.RMSprop, torch.optim.Adadelta)
+
 # optimizer -> ids of the parameters that some attached Masks keeps masked in it
 _MASKED_IN: "weakref.WeakKeyDictionary[torch.optim.Optimizer, set[int]]" = weakref.WeakKeyDictionary()
 
@@ -22,10 +28,12 @@ class Masks:
     """Boolean keep-masks for named parameters of a model.
 
     ``attach(optimizer)`` keeps every pruned weight at exactly zero while the optimizer runs:
-    before each step the gradients are masked, after it the weights and every optimizer state
-    tensor of the weight's shape (momentum buffers, Adam moments) are masked, so neither
-    momentum, weight decay nor Adam's running moments can revive a pruned weight. Attach every
-    optimizer that updates masked parameters; attaching one twice does nothing.
+    the weights and every optimizer state tensor of the weight's shape (momentum buffers, Adam
+    moments) are masked once, and before each step the gradients are. SGD, Adam, AdamW, NAdam,
+    RAdam, RMSprop and Adadelta then keep pruned weights and their state at exactly zero
+    (weight decay and momentum included); after each step of any other optimizer the weights
+    and state are masked again. Attach every optimizer that updates masked parameters;
+    attaching one twice does nothing.
 
     Masks returned by a pruner's ``hard_prune()`` refuse (with a :class:`ConfigError`) an
     ``optimizer.step()`` of any optimizer that updates masked parameters before
@@ -107,7 +115,7 @@ class Masks:
             torch._foreach_mul_(tensors, factors)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> HookHandles:
-        """Mask gradients before and weights plus optimizer state after every ``optimizer.step()``.
+        """Mask gradients before every ``optimizer.step()`` (and weights plus state after it, where needed).
 
         ``optimizer`` must hold some masked parameter (else :class:`ConfigError`); attaching it
         again returns the same handles and adds nothing.
@@ -122,10 +130,14 @@ class Masks:
 
         def install(entry):
             _MASKED_IN.setdefault(optimizer, set()).update(id(self.params[i]) for i in entry.indices)
-            return [optimizer.register_step_pre_hook(before), optimizer.register_step_post_hook(after)]
+            hooks = [optimizer.register_step_pre_hook(before)]
+            if type(optimizer) not in _GRADS_SUFFICE:
+                hooks.append(optimizer.register_step_post_hook(after))
+            return hooks
 
         handles = self._attached.add(optimizer, install)
         self.apply_()
+        self.mask_optimizer_state_(optimizer)
         return handles
 
     def detach(self) -> None:

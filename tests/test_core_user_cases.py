@@ -134,6 +134,23 @@ def test_case2_stepping_pruned_weights_without_masks_attach_is_refused():
     train_once.step()
 
 
+@pytest.mark.parametrize("make", [lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=1e-3),
+                                  lambda p: torch.optim.Adamax(p, lr=0.05, weight_decay=1e-3)])
+def test_case2_attached_masks_keep_weights_and_state_at_zero(make):
+    model = mlp()
+    optimizer = make(model.parameters())
+    train_steps(model, optimizer, 3)  # moments on every weight
+    masks = SLR(model, CFG).hard_prune()
+    masks.attach(optimizer)
+    train_steps(model, optimizer, 20, seed=1)
+    assert masks.kept() == {"0.weight": 32, "2.weight": 32}
+    for p, keep in zip(masks.params, masks.masks):
+        assert torch.count_nonzero(p.detach()[~keep]) == 0 and torch.count_nonzero(p.detach()[keep]) == int(keep.sum())
+        for value in optimizer.state[p].values():
+            if value.shape == p.shape:
+                assert torch.count_nonzero(value[~keep]) == 0
+
+
 def test_case2_masks_attach_refuses_an_optimizer_without_masked_parameters():
     model = mlp()
     masks = SLR(model, CFG).hard_prune()
