@@ -18,8 +18,10 @@ pinned)::
     exclude: ["conv1.weight"]
     scheme: irregular
 
-The selection is ``include`` (glob patterns; by default every parameter with at least two
-dimensions, so no bias and no BatchNorm or LayerNorm scale), narrowed to the parameters of
+A glob pattern (in ``prune_ratios`` or ``include``) selects only parameters with at least two
+dimensions, so ``"*.weight"`` takes no BatchNorm or LayerNorm scale; a 1-D parameter is pruned
+only when named exactly. The selection is ``include`` (by default every parameter with at
+least two dimensions, so no bias and no norm scale), narrowed to the parameters of
 modules of ``module_types`` (class names, or classes, subclasses included) when given, minus
 ``exclude``. An N:M scheme fixes the ratio at ``1 - N/M``: it takes no ``target_rate`` and no
 other ratio; with neither ``prune_ratios`` nor ``target_rate`` it prunes the selection N:M.
@@ -154,7 +156,7 @@ class SparsityConfig:
 
     @classmethod
     def uniform(cls, ratio: float, include: Iterable[str] = ("*.weight",), scheme: str = "irregular") -> "SparsityConfig":
-        """The same ratio for every parameter matching ``include``."""
+        """The same ratio for every parameter matching ``include`` (by default every weight with >= 2 dims)."""
         return cls(prune_ratios={pattern: ratio for pattern in include}, scheme=scheme)
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,7 +203,7 @@ class SparsityConfig:
         chosen: dict[str, tuple[float, Scheme]] = {}
         for key, value in self.prune_ratios.items():
             ratio, scheme = self._entry(key, value)
-            for name in names.match(key, self.source):
+            for name in _pattern(names, key, self.source):
                 chosen[name] = (ratio, scheme)
         sparse = _sparse_grad_owners(model)
         for name, (_, scheme) in chosen.items():
@@ -226,7 +228,7 @@ class SparsityConfig:
     def _selection(self, model: nn.Module, names: ParameterNames) -> list[str]:
         """``include`` (default: parameters with >= 2 dims), narrowed by ``module_types``, minus ``exclude``."""
         if self.include:
-            chosen = {n for pattern in self.include for n in names.match(pattern, self.source)}
+            chosen = {n for pattern in self.include for n in _pattern(names, pattern, self.source)}
         else:
             chosen = {n for n, p in names.params.items() if p.dim() >= 2}
         if self.module_types:
@@ -274,6 +276,20 @@ class SparsityConfig:
                 f"of the selected layers (nearest: {total / kept:.3f}x); use that rate, include more layers or another scheme"
             )
         return {name: (1.0 - k / u, scheme) for (name, _), k, u in zip(free, counts, units)}
+
+
+def _pattern(names: ParameterNames, pattern: str, source: str) -> list[str]:
+    """Parameters named by ``pattern``: a glob pattern selects only those with at least 2 dims."""
+    hits = names.match(pattern, source)
+    if not any(c in pattern for c in "*?["):
+        return hits
+    weights = [n for n in hits if names.params[n].dim() >= 2]
+    if not weights:
+        raise ConfigError(
+            f"{source}: '{pattern}' matches only parameters with fewer than 2 dimensions (such as '{hits[0]}'), and "
+            "glob patterns select weights with at least 2; name 1-D parameters one by one to prune them"
+        )
+    return weights
 
 
 def _check_keeps_some(layer: PrunedLayer, source: str) -> None:

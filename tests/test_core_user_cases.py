@@ -228,6 +228,13 @@ def test_case5_default_selection_is_weights_with_two_or_more_dimensions():
     assert pruner.names == ["conv.weight", "head.weight"]
 
 
+def test_case5_glob_patterns_and_uniform_skip_norm_scales():
+    assert SLR(Block(), SparsityConfig.uniform(0.5, scheme="filter")).names == ["conv.weight", "head.weight"]
+    assert SLR(Block(), {"prune_ratios": {"*.weight": 0.5, "norm.weight": 0.5}}).names == ["conv.weight", "norm.weight", "head.weight"]
+    with pytest.raises(ConfigError, match="'\\*.bias' matches only parameters with fewer than 2 dimensions"):
+        SLR(Block(), {"prune_ratios": {"*.bias": 0.5}})
+
+
 def test_case5_selector_by_module_type():
     assert SLR(Block(), {"target_rate": 2.0, "module_types": ["Conv2d"]}).names == ["conv.weight"]
     cfg = SparsityConfig(target_rate=2.0, module_types=[nn.Linear, nn.LayerNorm])
