@@ -5,6 +5,9 @@
 >>> pruner.attach(optimizer)            # adds Lambda + rho (W - Z) to W.grad at every step
 >>> pruner.update(epoch_mean_loss)      # once per epoch: Z, surrogate condition, multipliers
 >>> masks = pruner.hard_prune(); masks.attach(optimizer)   # masked retraining
+
+Install it alone with ``pip install .`` (torch and PyYAML only). ``help(core.SLR)`` lists the
+accepted forms of the model and the config. Use ``attach`` or ``add_penalty_grad``, not both.
 """
 from .admm import ADMM
 from .errors import CheckpointError, ConfigError, DataError, PruningWarning, TrainingDiverged, UserError, exit_on_user_error
