@@ -5,12 +5,16 @@
 >>> pruner.attach(optimizer)            # adds Lambda + rho (W - Z) to W.grad at every step
 >>> pruner.update(epoch_mean_loss)      # once per epoch: Z, surrogate condition, multipliers
 >>> masks = pruner.hard_prune(); masks.attach(optimizer)   # masked retraining
+
+Install it alone with ``pip install .`` (torch and PyYAML only). ``help(core.SLR)`` lists the
+accepted forms of the model and the config. Use ``attach`` or ``add_penalty_grad``, not both.
 """
 from .admm import ADMM
-from .errors import CheckpointError, ConfigError, DataError, UserError, exit_on_user_error
+from .errors import CheckpointError, ConfigError, DataError, PruningWarning, TrainingDiverged, UserError, exit_on_user_error
 from .masks import Masks
 from .methods import MethodSpec, build_pruner, method_names, register_method, unavailable_reason
-from .projections import Scheme, project, sparsity_mask, topk_mask
+from .names import ParameterNames, normalize_name
+from .projections import Scheme, project, scheme_units, sparsity_mask, topk_mask
 from .pruner import DualPruner
 from .slr import SLR, slr_alpha, slr_stepsize
 from .sparsity import PrunedLayer, SparsityConfig
@@ -18,8 +22,9 @@ from .stats import CompressionStats, compression_stats
 
 __all__ = [
     "ADMM", "SLR", "DualPruner", "SparsityConfig", "PrunedLayer", "Masks", "Scheme",
-    "project", "sparsity_mask", "topk_mask", "slr_alpha", "slr_stepsize",
+    "project", "sparsity_mask", "topk_mask", "scheme_units", "slr_alpha", "slr_stepsize",
+    "normalize_name", "ParameterNames",
     "CompressionStats", "compression_stats",
-    "UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error",
+    "UserError", "ConfigError", "DataError", "CheckpointError", "TrainingDiverged", "PruningWarning", "exit_on_user_error",
     "build_pruner", "method_names", "register_method", "unavailable_reason", "MethodSpec",
 ]

@@ -5,7 +5,8 @@ import functools
 import sys
 from typing import Callable, TypeVar
 
-__all__ = ["UserError", "ConfigError", "DataError", "CheckpointError", "exit_on_user_error", "user_message", "USER_ERROR_EXIT_CODE"]
+__all__ = ["UserError", "ConfigError", "DataError", "CheckpointError", "TrainingDiverged", "PruningWarning",
+           "exit_on_user_error", "user_message", "USER_ERROR_EXIT_CODE"]
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -30,6 +31,14 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint or saved state that does not fit the model or run it is loaded into."""
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite (in the pipeline, or as given to ``update()``)."""
+
+
+class PruningWarning(UserWarning):
+    """A pruner used in a way that runs but is probably not what was meant (e.g. no penalty)."""
 
 
 def exit_on_user_error(main: F) -> F:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .errors import CheckpointError, ConfigError
 from .masks import HookHandles, Masks
-from .projections import sparsity_mask
+from .projections import Scheme, sparsity_mask
 from .pruner import as_sparsity_config
 from .sparsity import PrunedLayer, normalize_name
 
@@ -104,6 +104,9 @@ class GlobalMagnitude(MaskPruner):
     method = "magnitude"
 
     def __init__(self, model: nn.Module, config) -> None:
+        config = as_sparsity_config(config)
+        if Scheme.parse(config.scheme).kind != "irregular":  # before resolving, whose errors would hide this one
+            raise ConfigError(f"global magnitude pruning is irregular only; the config asks for '{config.scheme}' (use scheme: irregular)")
         super().__init__(model, config)
         bad = [layer.name for layer in self.layers if layer.scheme.kind != "irregular"]
         if bad:

@@ -19,7 +19,7 @@ from torch import nn
 
 from . import build_pruner
 from .distributed import is_main
-from .errors import CheckpointError, ConfigError, UserError
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .masks import Masks
 from .methods import get_method
 from .pruner import as_sparsity_config
@@ -29,10 +29,6 @@ from .snapshots import SNAPSHOT_FILE, SNAPSHOT_STAGES, pick_layers, save_snapsho
 from .stats import compression_stats
 
 __all__ = ["TrainingDiverged", "Task", "history_row", "PruningRecipe", "run_pipeline", "seed_everything", "rng_state", "set_rng_state"]
-
-
-class TrainingDiverged(UserError):
-    """The training loss became NaN or infinite."""
 
 
 class Task(Protocol):

@@ -11,8 +11,13 @@ Schemes
 ``filter``     keep whole output filters (dim 0) with the largest L2 norm.
 ``channel``    keep whole input channels (dim 1) with the largest L2 norm.
 ``column``     keep whole columns of the ``(out, in*kh*kw)`` matrix with the largest L2 norm.
-``N:M``        in every group of ``M`` consecutive weights along the flattened input dimension,
-               keep the ``N`` of largest magnitude.
+``N:M``        in every group of ``M`` consecutive *input channels*, keep the ``N`` of largest
+               magnitude: along dim 1 of a Linear weight ``(out, in)``, and at each
+               ``(out, kh, kw)`` of a convolution weight ``(out, in, kh, kw)``. That is the
+               layout of torch's semi-structured sparsity (``to_sparse_semi_structured``) for
+               the ``(out, kh * kw * in)`` matrix of the channels-last weight
+               ``w.permute(0, 2, 3, 1)``, the matrix an implicit-GEMM convolution multiplies;
+               the input channels must be a multiple of ``M``.
 
 For the group schemes the Euclidean projection onto "at most k groups non-zero" keeps the groups
 of largest squared norm, which is what the masks below select.
@@ -27,7 +32,7 @@ from torch import Tensor
 
 from .errors import ConfigError
 
-__all__ = ["Scheme", "topk_mask", "keep_count", "sparsity_mask", "project"]
+__all__ = ["Scheme", "topk_mask", "keep_count", "scheme_units", "sparsity_mask", "project"]
 
 _GROUP_SCHEMES = ("filter", "channel", "column")
 _NM_PATTERN = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -43,6 +48,7 @@ class Scheme:
 
     @classmethod
     def parse(cls, text: "str | Scheme") -> "Scheme":
+        """A scheme from its name (``"filter"``, ``"2:4"``, ...); an unknown name is a :class:`ConfigError`."""
         if isinstance(text, Scheme):
             return text
         name = str(text).strip().lower()
@@ -70,6 +76,24 @@ class Scheme:
 def keep_count(units: int, ratio: float) -> int:
     """Number of units (weights or groups) a ratio keeps: ``units - round(ratio * units)``."""
     return units - int(round(ratio * units))
+
+
+def scheme_units(shape: "tuple[int, ...] | torch.Size", scheme: "Scheme | str") -> tuple[int, int]:
+    """``(units, size)``: how many units a scheme keeps or prunes in a tensor, and weights per unit.
+
+    Irregular: every weight is a unit; filter / channel / column: the groups; N:M: the groups
+    of ``M`` input channels (of which ``N`` weights are kept).
+    """
+    scheme = Scheme.parse(scheme)
+    numel = 1
+    for d in shape:
+        numel *= int(d)
+    if scheme.kind == "irregular":
+        return numel, 1
+    if scheme.kind == "nm":
+        return numel // scheme.m, scheme.m
+    groups = {"filter": shape[0], "channel": shape[1], "column": numel // shape[0]}[scheme.kind]
+    return int(groups), numel // int(groups)
 
 
 _SAMPLE = 16384
@@ -149,17 +173,21 @@ def _expand_group_mask(group_keep: Tensor, w: Tensor, kind: str) -> Tensor:
 
 
 def _nm_mask(w: Tensor, n: int, m: int) -> Tensor:
-    rows = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
-    if rows.shape[1] % m:
+    """N of every M consecutive input channels (dim 1), at each output and kernel position."""
+    order = (0, *range(2, w.dim()), 1) if w.dim() > 1 else (0,)  # channels last: (out, *kernel, in)
+    last = w.detach().permute(order) if w.dim() > 1 else w.detach().reshape(1, -1)
+    if last.shape[-1] % m:
         raise ConfigError(
-            f"N:M pruning with M={m} needs the flattened input size to be a multiple of {m}; "
-            f"weight shape {tuple(w.shape)} has {rows.shape[1]}"
+            f"N:M pruning with M={m} needs the input channels (dim 1) to be a multiple of {m}; "
+            f"weight shape {tuple(w.shape)} has {last.shape[-1]}"
         )
-    groups = rows.detach().abs().reshape(rows.shape[0], -1, m)
-    order = torch.sort(groups, dim=-1, descending=True, stable=True).indices
-    keep = torch.zeros_like(groups, dtype=torch.bool)
-    keep.scatter_(-1, order[..., :n], True)
-    return keep.reshape(w.shape)
+    groups = last.abs().reshape(-1, m)
+    chosen = torch.sort(groups, dim=-1, descending=True, stable=True).indices[:, :n]
+    keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, chosen, True).reshape(last.shape)
+    if w.dim() == 1:
+        return keep.reshape(w.shape)
+    inverse = [order.index(d) for d in range(w.dim())]
+    return keep.permute(inverse).contiguous()
 
 
 def sparsity_mask(w: Tensor, scheme: "Scheme | str", ratio: float) -> Tensor:

@@ -8,9 +8,17 @@ duals do, once per ``update()``:
 
 * SLR:  Lambda + rho (W - Z)    ->  offset = rho Z - Lambda
 * ADMM: rho (W - Z + U)         ->  offset = rho (Z - U)
+
+The penalty reaches the gradients either through :meth:`DualPruner.attach` (a step pre-hook
+of each optimizer, attached once each, adding it for the parameters that optimizer holds) or
+through explicit :meth:`DualPruner.add_penalty_grad` calls, never both; :meth:`DualPruner.update`
+warns once when no penalty was added since the previous update.
 """
 from __future__ import annotations
 
+import inspect
+import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,15 +27,41 @@ import torch
 from torch import Tensor, nn
 
 from .distributed import mean_over_ranks
-from .errors import CheckpointError, ConfigError
-from .masks import HookHandles, Masks
+from .errors import CheckpointError, ConfigError, PruningWarning, TrainingDiverged
+from .hooks import AttachedOptimizers, HookHandles
+from .masks import Masks
 from .sparsity import PrunedLayer, SparsityConfig
 
-__all__ = ["DualPruner", "as_sparsity_config"]
+__all__ = ["DualPruner", "as_sparsity_config", "MODEL_AND_CONFIG"]
+
+MODEL_AND_CONFIG = """Arguments every pruner takes:
+    model: any ``nn.Module``, also wrapped: DataParallel / DDP (``module.``), ``torch.compile``
+        (``_orig_mod.``) or activation checkpointing (``_checkpoint_wrapped_module.``), on the
+        whole model or on submodules. Parameters are matched by name with those components
+        removed wherever they occur; a tied parameter may be named by any of its names and is
+        pruned once.
+    config: which parameters to prune and how much, in any of these forms:
+
+        * a :class:`~core.SparsityConfig`;
+        * a mapping in the YAML form, e.g. ``{"prune_ratios": {"fc.weight": 0.9}}``,
+          ``{"prune_ratios": {"layer4.*.weight": {"ratio": 0.9, "scheme": "filter"}}}`` or
+          ``{"target_rate": 8.71, "exclude": ["conv1.weight"], "module_types": ["Conv2d"]}``
+          (keys: ``prune_ratios``, ``scheme``, ``target_rate``, ``include``, ``exclude``,
+          ``module_types``);
+        * a path (``str`` or ``Path``) to such a YAML file.
+
+        Without ``include``, ``target_rate`` selects every weight with at least two dimensions
+        (no biases, no BatchNorm / LayerNorm scales). Mistakes are one-line ``ConfigError`` s.
+    rho: penalty coefficient of eq. (6).
+    update_every: act on every N-th call of ``update()`` (calls are epochs or steps, whichever
+        the caller uses); SLR averages the losses of the calls in between.
+
+The penalty reaches the gradients through ``attach(optimizer)`` or ``add_penalty_grad()``,
+not both."""
 
 
 def as_sparsity_config(config: "SparsityConfig | Mapping[str, Any] | str | Path") -> SparsityConfig:
-    """Accept a config object, a mapping in the YAML form, or a path to a YAML file."""
+    """A :class:`SparsityConfig` from a config object, a mapping in the YAML form, or a path to a YAML file."""
     if isinstance(config, SparsityConfig):
         return config
     if isinstance(config, Mapping):
@@ -38,9 +72,11 @@ def as_sparsity_config(config: "SparsityConfig | Mapping[str, Any] | str | Path"
 class DualPruner(ABC):
     """Base class of :class:`~core.ADMM` and :class:`~core.SLR`.
 
+    Use :meth:`attach` (or, in loops that need it, :meth:`add_penalty_grad`; not both), call
+    :meth:`update` once per epoch, then :meth:`hard_prune` and ``masks.attach(optimizer)``.
+    The accepted forms of ``model`` and ``config`` follow (subclasses repeat them).
+
     Args:
-        model: any module; parameters are matched by name (``module.`` prefixes ignored).
-        config: which parameters to prune and how much.
         rho: penalty coefficient of eq. (6).
         update_every: act on every N-th call of :meth:`update` (calls are epochs or steps,
             whichever the caller uses); SLR averages the losses of the calls in between.
@@ -51,6 +87,12 @@ class DualPruner(ABC):
     """
 
     method: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Append :data:`MODEL_AND_CONFIG` to each pruner's docstring, so ``help(SLR)`` shows it."""
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and MODEL_AND_CONFIG not in cls.__doc__:
+            cls.__doc__ = inspect.cleandoc(cls.__doc__) + "\n\n" + MODEL_AND_CONFIG
 
     def __init__(self, model: nn.Module, config, rho: float = 0.1, update_every: int = 1, variant: str = "paper",
                  amplify: bool | None = None) -> None:
@@ -76,7 +118,10 @@ class DualPruner(ABC):
         self.calls = 0
         self._pending_losses: list[float] = []
         self.history: list[dict[str, Any]] = []
-        self._handles: list[HookHandles | Any] = []
+        self._attached = AttachedOptimizers(self.params, "pruned parameters")
+        self._manual = False  # add_penalty_grad() was called by the user
+        self._penalized = False  # some penalty was added since the last update
+        self._warned = False
         self.gain = [1.0] * len(self.layers)  # penalty-gradient factor per layer; stays 1 unless amplify
         self._refresh_offset()
 
@@ -93,55 +138,75 @@ class DualPruner(ABC):
             torch._foreach_mul_(offset, self.gain)
         self._offset = offset
 
-    @torch.no_grad()
     def add_penalty_grad(self) -> None:
         """Add the relaxation gradient to ``.grad`` of every pruned parameter that has one.
 
-        Call it between ``backward()`` (and AMP unscaling) and ``optimizer.step()``;
-        :meth:`attach` does that for you.
+        Call it between ``backward()`` (and AMP unscaling) and ``optimizer.step()``, once per
+        step, in loops that cannot use :meth:`attach`. Use one or the other: with an attached
+        optimizer this is a :class:`ConfigError` (the penalty would be added twice).
         """
-        pairs = [(p.grad, p, c) for p, c in zip(self.params, self._offset) if p.grad is not None]
+        if len(self._attached):
+            raise ConfigError("the penalty is added by attach() already; use attach() or add_penalty_grad(), not both")
+        self._manual = True
+        self._add_penalty(range(len(self.params)))
+
+    @torch.no_grad()
+    def _add_penalty(self, indices) -> None:
+        """The penalty gradient for the pruned parameters at ``indices``."""
+        self._penalized = True
+        pairs = [(self.params[i].grad, self.params[i], self._offset[i], self.gain[i]) for i in indices if self.params[i].grad is not None]
         if not pairs:
             return
-        grads, params, offsets = (list(t) for t in zip(*pairs))
-        gains = set(self.gain)
-        if len(gains) == 1:  # the paper's methods (gain 1) and every amplified method with one stepsize
-            torch._foreach_add_(grads, params, alpha=self.rho * gains.pop())
+        grads, params, offsets, gains = (list(t) for t in zip(*pairs))
+        if len(set(gains)) == 1:  # the paper's methods (gain 1) and every amplified method with one stepsize
+            torch._foreach_add_(grads, params, alpha=self.rho * gains[0])
         else:
-            scales = [self.rho * g for p, g in zip(self.params, self.gain) if p.grad is not None]
-            torch._foreach_add_(grads, torch._foreach_mul(params, scales))
+            torch._foreach_add_(grads, torch._foreach_mul(params, [self.rho * g for g in gains]))
         torch._foreach_sub_(grads, offsets)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> HookHandles:
-        """Add the penalty gradient in a step pre-hook of ``optimizer``.
+        """Add the penalty gradient in a step pre-hook of ``optimizer``, for the pruned parameters it holds.
 
         The hook runs inside ``optimizer.step()``, so with ``GradScaler.step(optimizer)`` it sees
-        gradients that are already unscaled.
+        gradients that are already unscaled. Attaching the same optimizer again returns the
+        same handles and adds nothing; several optimizers may be attached when each pruned
+        parameter is held by one of them. Not together with :meth:`add_penalty_grad`.
         """
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        if not any(id(p) in held for p in self.params):
-            raise ConfigError("the optimizer holds none of the pruned parameters; build it from model.parameters() before attach()")
-        handle = HookHandles([optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.add_penalty_grad())])
-        self._handles.append(handle)
-        return handle
+        if self._manual:
+            raise ConfigError("add_penalty_grad() was called already; use attach() or add_penalty_grad(), not both")
+
+        def install(entry):
+            return [optimizer.register_step_pre_hook(lambda opt, args, kwargs: self._add_penalty(entry.current(opt, self.params)))]
+
+        return self._attached.add(optimizer, install, exclusive=self.names)
 
     def detach(self) -> None:
-        """Remove the hooks installed by :meth:`attach`."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        """Remove the hooks installed by :meth:`attach` (and allow :meth:`add_penalty_grad` again)."""
+        self._attached.remove_all()
+        self._manual = False
 
     # the per-epoch update -------------------------------------------------------------------
     def update(self, loss: "float | Tensor | None" = None) -> dict[str, Any] | None:
         """Record one call; on every ``update_every``-th call update Z and the duals.
 
+        ``loss`` is the mean training loss since the last call (a float or a tensor, detached
+        here). A NaN or infinite loss is a :class:`~core.TrainingDiverged` and changes nothing.
+        Warns (once) when no penalty gradient was added since the last update, i.e. when
+        neither :meth:`attach` nor :meth:`add_penalty_grad` took part in training.
         Returns the history record of the update, or ``None`` when this call did not update.
         """
+        if loss is not None:
+            value = mean_over_ranks(loss.detach() if isinstance(loss, Tensor) else loss, self.params[0].device)
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"the loss given to update() is {value} (call {self.calls + 1}); lower the learning rate or rho and run again"
+                )
         self.calls += 1
         if loss is not None:
-            self._pending_losses.append(mean_over_ranks(loss, self.params[0].device))
+            self._pending_losses.append(value)
         if self.calls % self.update_every:
             return None
+        self._check_penalized()
         losses, self._pending_losses = self._pending_losses, []
         mean_loss = sum(losses) / len(losses) if losses else None
         self.k += 1
@@ -149,6 +214,17 @@ class DualPruner(ABC):
         self._refresh_offset()
         self.history.append(record)
         return record
+
+    def _check_penalized(self) -> None:
+        if not self._penalized and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{type(self).__name__}.update(): no penalty gradient was added since the last update, so training "
+                "ignored the pruning constraints; call pruner.attach(optimizer) before training (or "
+                "pruner.add_penalty_grad() before every optimizer.step())",
+                PruningWarning, stacklevel=3,
+            )
+        self._penalized = False
 
     @abstractmethod
     def _update(self, loss: float | None) -> dict[str, Any]:
@@ -173,7 +249,11 @@ class DualPruner(ABC):
     # hard-pruning and statistics ------------------------------------------------------------
     @torch.no_grad()
     def hard_prune(self) -> Masks:
-        """``W <- Proj_S(W)`` for every pruned layer; returns the fixed masks and detaches the pruner."""
+        """``W <- Proj_S(W)`` for every pruned layer; returns the fixed masks and detaches the pruner.
+
+        Until ``masks.attach(optimizer)``, a step of an optimizer that updates the pruned
+        weights is a :class:`ConfigError` (they would grow back).
+        """
         if self.variant == "authors":  # the authors' hard_prune: W <- their projection; the mask is W != 0
             masks = {layer.name: self._project(layer, p.detach()) != 0 for layer, p in zip(self.layers, self.params)}
         else:
@@ -181,7 +261,9 @@ class DualPruner(ABC):
         for p, name in zip(self.params, self.names):
             p.mul_(masks[name])
         self.detach()
-        return Masks(dict(zip(self.names, self.params)), masks)
+        fixed = Masks(dict(zip(self.names, self.params)), masks)
+        fixed.refuse_unmasked_steps()
+        return fixed
 
     @torch.no_grad()
     def violations(self) -> dict[str, float]:
@@ -217,6 +299,7 @@ class DualPruner(ABC):
 
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a pruner built on the same model and config."""
         if state.get("method") != self.method:
             raise CheckpointError(f"pruner state is for method '{state.get('method')}', this run uses '{self.method}'; resume with the same --method")
         if list(state.get("layers", [])) != self.names:

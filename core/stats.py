@@ -7,7 +7,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .sparsity import normalize_name
+from .names import ParameterNames
 
 __all__ = ["CompressionStats", "compression_stats"]
 
@@ -25,6 +25,7 @@ class CompressionStats:
     per_layer: list[dict]
 
     def as_dict(self) -> dict:
+        """The statistics as a plain dict (for JSON results files)."""
         return asdict(self)
 
     def table(self) -> str:
@@ -48,9 +49,14 @@ def _rate(total: int, nonzero: int) -> float:
 
 @torch.no_grad()
 def compression_stats(model: nn.Module, layer_names: Iterable[str]) -> CompressionStats:
-    """Count non-zeros of ``model``; ``layer_names`` are the pruned parameters (``module.`` ignored)."""
-    wanted = {normalize_name(n) for n in layer_names}
-    params = [(normalize_name(n), p) for n, p in model.named_parameters()]
+    """Count non-zeros of ``model``; ``layer_names`` are the pruned parameters.
+
+    Names may carry wrapper components (``module.``, ``_orig_mod.``) or be aliases of tied
+    parameters (counted once); a name the model lacks is a :class:`~core.ConfigError`.
+    """
+    index = ParameterNames(model)
+    wanted = {index.lookup(n) for n in layer_names}
+    params = list(index.params.items())
     counts = torch.stack([torch.count_nonzero(p.detach()).cpu() for _, p in params]).tolist() if params else []
     rows, model_total, model_nonzero = [], 0, 0
     for (name, p), nonzero in zip(params, counts):

@@ -54,12 +54,14 @@ def test_masks_survive_50_steps(name):
 
 
 def test_without_masks_the_pruned_weights_come_back():
-    """The control for the test above: momentum and Adam state do revive pruned weights."""
+    """The control for the test above: momentum and Adam state do revive pruned weights (once the
+    masks are told to allow unmasked steps; by default such a step is refused)."""
     model = conv_model()
     optimizer = OPTIMIZERS["adam-wd"](model.parameters())
     for _ in range(3):
         step(model, optimizer)
     masks = SLR(model, CONFIG).hard_prune()
+    masks.detach()
     for _ in range(5):
         step(model, optimizer)
     assert torch.count_nonzero(masks.params[1].detach()[~masks.masks[1]]) > 0

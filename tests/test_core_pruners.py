@@ -15,6 +15,9 @@ def linear_model(seed: int = 0) -> nn.Module:
 
 CONFIG = {"prune_ratios": {"0.weight": 0.6, "2.weight": 0.5}}
 
+# these tests call update() on pruners that no optimizer step penalised, which warns by design
+pytestmark = pytest.mark.filterwarnings("ignore:.*no penalty gradient was added:core.errors.PruningWarning")
+
 
 # eqs. (13)-(14) -------------------------------------------------------------------------------
 def test_alpha_against_hand_computed_values():
