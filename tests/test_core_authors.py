@@ -14,6 +14,8 @@ from core.authors import percentile_project, percentile_threshold
 from core.errors import ConfigError
 
 RHO, S0, M, R = 0.1, 1e-2, 300.0, 0.1
+# the arithmetic tests call update() without training in between, which warns by design
+no_training_warning = pytest.mark.filterwarnings("ignore:.*no penalty gradient was added")
 RATIOS = {"0.weight": 0.75, "2.weight": 0.5}
 
 
@@ -54,6 +56,7 @@ def test_percentile_project_keeps_ties_at_the_threshold_and_zeroes_below() -> No
 
 
 # --- the gain by hand ----------------------------------------------------------------------
+@no_training_warning
 def test_admm_authors_penalty_gradient_after_n_updates_is_rho_times_1_plus_n() -> None:
     model = _model()
     pruner = build_pruner("admm_authors", model, {"prune_ratios": RATIOS}, rho=0.3)
@@ -80,6 +83,7 @@ def _lag(loss: float, lam, diffs) -> float:
     return loss + sum(float((l * x).sum()) + RHO / 2 * float((x * x).sum()) for l, x in zip(lam, diffs))
 
 
+@no_training_warning
 def test_slr_authors_first_two_updates_by_hand() -> None:
     model = _model()
     pruner = SLR(model, {"prune_ratios": RATIOS}, rho=RHO, s0=S0, M=M, r=R, variant="authors")
@@ -225,6 +229,7 @@ def test_explicit_gain_equals_autograd_through_the_authors_live_duals(method: st
     assert pruner.gain[0] > 1.0
 
 
+@no_training_warning
 def test_amplify_off_is_the_paper_gradient() -> None:
     model = _model()
     pruner = build_pruner("admm_authors", model, {"prune_ratios": RATIOS}, rho=RHO, amplify=False)
@@ -237,6 +242,7 @@ def test_amplify_off_is_the_paper_gradient() -> None:
         torch.testing.assert_close(p.grad, RHO * (p.detach() - z + u))
 
 
+@no_training_warning
 def test_slr_with_amplify_scales_each_layer_by_its_own_stepsizes() -> None:
     model = _model()
     pruner = SLR(model, {"prune_ratios": RATIOS}, rho=RHO, s0=S0, M=M, r=R, amplify=True)
