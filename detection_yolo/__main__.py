@@ -1,11 +1,16 @@
-"""SLR vs ADMM on Ultralytics YOLOv3 models (Table 2, Figure 4).
+"""SLR vs ADMM on Ultralytics detection models (Table 2, Figure 4): YOLOv3 family, YOLOv8, YOLO11, ...
 
     python -m detection_yolo --profile smoke                  # generated shapes, CPU, minutes
     python -m detection_yolo --profile paper --data-root /data/coco   # holds coco.yaml (COCO 2014)
     python -m detection_yolo --set dense.yolov3-tiny.checkpoint=dense.pt --method slr
+    python -m detection_yolo --model yolov8n.yaml --set dense.epochs=5 --set pruning.epochs=5
+    python -m detection_yolo --model runs/detect/train/weights/best.pt --set data=my_data.yaml
 
 Each run writes <out>/<method>_<model>_<rate>x_seed<seed>/results.json (core's schema) and
 Ultralytics' own run folders (prune/, retrain/) with their checkpoints beside it.
+--model replaces the model of every run: a packaged name or YAML (trained dense here first) or a
+trained .pt checkpoint (the dense model itself). pruning.epochs / pruning.retrain_epochs set the
+epochs of every run.
 """
 from __future__ import annotations
 
@@ -35,24 +40,32 @@ def main(argv: list[str] | None = None) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--config", type=Path, default=CONFIG_DIR / "table2.yaml", help="run config (YAML with profiles)")
+    parser.add_argument("--model", default=None,
+                        help="every run's model: an Ultralytics detection model name or YAML (yolov3-tiny, yolov8n.yaml, yolo11n.yaml) or a trained .pt")
     args = parser.parse_args(argv)
     config = apply_overrides(load_run_config(args.config, args.profile), args.overrides)
+    if args.model:
+        config["runs"] = [{**run, "model": str(args.model)} for run in config.get("runs") or []]
     if args.threads is not None:
         config["threads"] = set_threads(args.threads, None)  # the trainers read it from the config
     out = args.out or Path("runs") / args.profile / "detection_yolo"
     data_root = _data_root(args.data_root)
-    from .pipeline import prepare_data, table_runs  # neither imports Ultralytics
+    from .pipeline import table_runs  # does not import Ultralytics
 
-    table_runs(config)  # config and data errors end the run before anything is written under --out
-    prepare_data(config, out.resolve(), data_root)
+    table_runs(config)  # config errors end the run before anything is written under --out
 
     from .ultralytics_env import prepare_ultralytics
 
     prepare_ultralytics(out / ".ultralytics", threads=int(config.get("threads") or 0), verbose=not args.no_progress)
-    from .pipeline import run_table
+    from ultralytics.utils import DATASETS_DIR
+
+    from .pipeline import check_models, prepare_data, run_table
+
+    check_models(config, out.resolve())
+    data_yaml = prepare_data(config, out.resolve(), data_root, Path(DATASETS_DIR))  # one line per split, even without progress
 
     started = time.time()
-    results = run_table(config, methods_from_arg(args.method), args.seed or [0], out, data_root, resume=args.resume)
+    results = run_table(config, methods_from_arg(args.method), args.seed or [0], out, data_root, resume=args.resume, data_yaml=data_yaml)
     print(f"\n{'model':<13} {'rate':>6} {'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} {'retrained':>10} {'achieved':>9}   (mAP50, %)")
     for r in results:
         m = r["metrics"]
