@@ -95,7 +95,7 @@ def test_ultralytics_data_exceptions_in_the_trainer_are_one_line(tmp_path):
     for index in range(2):
         _spoil(tmp_path / "shapes", "val", index, "4 columns")
     args = dict(model="yolov3-tiny.yaml", data=str(data), imgsz=32, batch=2, epochs=1, device="cpu", workers=0, optimizer="SGD",
-                plots=False, verbose=False, project=str(tmp_path / "runs"), name="p", exist_ok=True,
+                plots=False, verbose=False, amp=False, project=str(tmp_path / "runs"), name="p", exist_ok=True,
                 prune={"method": "slr", "rate": 2.0})
     with pytest.raises(DataError) as no_valid:  # Ultralytics: RuntimeError('No valid images found in ...') over several lines
         PruneTrainer(overrides=args).train()
