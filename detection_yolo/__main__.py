@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         config["threads"] = set_threads(args.threads, None)  # the trainers read it from the config
     out = args.out or Path("runs") / args.profile / "detection_yolo"
     data_root = _data_root(args.data_root)
-    from .pipeline import table_runs  # does not import Ultralytics
+    from .pipeline import check_config  # does not import Ultralytics
 
-    table_runs(config)  # config errors end the run before anything is written under --out
+    check_config(config, methods_from_arg(args.method))  # config errors end the run before anything is written under --out
 
     from .ultralytics_env import prepare_ultralytics
 

@@ -25,7 +25,7 @@ from .data import coco128_data_yaml, generate_shapes_dataset
 from .data_check import check_splits, dataset_name, resolve_data_yaml
 from .models import ModelSource, resolve_model
 
-__all__ = ["TableRun", "table_runs", "check_models", "prepare_data", "train_dense", "run_yolo_pipeline", "run_table", "evaluate_checkpoint"]
+__all__ = ["TableRun", "table_runs", "check_config", "check_models", "prepare_data", "train_dense", "run_yolo_pipeline", "run_table", "evaluate_checkpoint"]
 
 TASK = "detection_yolo"
 PRIMARY_METRIC = "mAP50"
@@ -68,6 +68,17 @@ def table_runs(config: Mapping[str, Any]) -> list[TableRun]:
         return [TableRun(**{**run, **schedule}) for run in runs]
     except TypeError as err:
         raise ConfigError(f"a run entry has unknown or missing keys ({err}); use model, rate, epochs, retrain_epochs") from None
+
+
+def check_config(config: Mapping[str, Any], methods: Iterable[str] = ("slr",)) -> list[TableRun]:
+    """The config's runs, each made into core's recipe once, so that config errors end the run
+    before anything is written or trained."""
+    runs = table_runs(config)
+    for run in runs:
+        for method in methods:
+            make_recipe(config, run, method, 0)
+    train_args(config, Path("data.yaml"), 0)
+    return runs
 
 
 def model_source(config: Mapping[str, Any], run: TableRun, work_dir: Path) -> ModelSource:
