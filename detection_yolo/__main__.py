@@ -15,13 +15,15 @@ epochs of every run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 
 from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
 from core.config import apply_overrides, load_run_config
-from core.errors import exit_on_user_error
+from core.errors import UserError, exit_on_user_error
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -32,6 +34,21 @@ def _data_root(arg: Path | None) -> Path | None:
     if root is None and os.environ.get("SLR_DATA_ROOT") and Path(os.environ["SLR_DATA_ROOT"]).is_dir():
         root = Path(os.environ["SLR_DATA_ROOT"])
     return root
+
+
+@contextlib.contextmanager
+def _removed_on_user_error(paths: list[Path]):
+    """Remove those of ``paths`` that did not exist before when a user error ends the block (the
+    checks before training write Ultralytics' config folder, model and data copies): a refused
+    run leaves ``--out`` as it was."""
+    new = [p for p in paths if not p.exists()]
+    try:
+        yield
+    except UserError:
+        for path in new:  # innermost first; --out itself last, and only when it is empty
+            if path.is_dir() and (path != paths[-1] or not any(path.iterdir())):
+                shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 @exit_on_user_error
@@ -54,15 +71,16 @@ def main(argv: list[str] | None = None) -> None:
 
     check_config(config, methods_from_arg(args.method))  # config errors end the run before anything is written under --out
 
-    from .ultralytics_env import prepare_ultralytics
+    with _removed_on_user_error([out / ".ultralytics", out / "models", out / "data", out]):
+        from .ultralytics_env import prepare_ultralytics
 
-    prepare_ultralytics(out / ".ultralytics", threads=int(config.get("threads") or 0), verbose=not args.no_progress)
-    from ultralytics.utils import DATASETS_DIR
+        prepare_ultralytics(out / ".ultralytics", threads=int(config.get("threads") or 0), verbose=not args.no_progress)
+        from ultralytics.utils import DATASETS_DIR
 
-    from .pipeline import check_models, prepare_data, run_table
+        from .pipeline import check_models, prepare_data, run_table
 
-    check_models(config, out.resolve())
-    data_yaml = prepare_data(config, out.resolve(), data_root, Path(DATASETS_DIR))  # one line per split, even without progress
+        check_models(config, out.resolve())
+        data_yaml = prepare_data(config, out.resolve(), data_root, Path(DATASETS_DIR))  # one line per split, even without progress
 
     started = time.time()
     results = run_table(config, methods_from_arg(args.method), args.seed or [0], out, data_root, resume=args.resume, data_yaml=data_yaml)
