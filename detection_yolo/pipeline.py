@@ -90,7 +90,16 @@ def model_source(config: Mapping[str, Any], run: TableRun, work_dir: Path) -> Mo
 def check_models(config: Mapping[str, Any], work_dir: Path) -> None:
     """Every run's model exists and is a detection model (one line otherwise), before any training."""
     for run in table_runs(config):
-        model_source(config, run, work_dir)
+        model = model_source(config, run, work_dir)
+        if model.checkpoint:
+            from ultralytics import YOLO
+
+            try:
+                task = YOLO(model.source).task
+            except Exception as err:
+                raise ConfigError(f"{model.source} is not an Ultralytics checkpoint ({type(err).__name__}); give a trained .pt") from None
+            if task != "detect":
+                raise ConfigError(f"{model.source} is a {task} model; this task prunes detection models")
 
 
 def prepare_data(config: Mapping[str, Any], work_dir: Path, data_root: Path | None, datasets_dir: Path | None = None,
