@@ -67,6 +67,15 @@ def test_model_flag_refuses_what_is_not_a_detection_model(tmp_path, capsys):
                                  "(a Detect head), e.g. yolov3-tiny, yolov8n, yolo11n"]
     code, err = _exit_line(capsys, ["--out", str(tmp_path / "out"), "--model", str(tmp_path / "dense.pt")])
     assert code == 2 and err == [f"error: model checkpoint {tmp_path / 'dense.pt'} not found; give a trained Ultralytics .pt or a model YAML/name"]
+    from ultralytics import YOLO
+
+    YOLO("yolov8n-cls.yaml").save(str(tmp_path / "cls.pt"))
+    code, err = _exit_line(capsys, ["--out", str(tmp_path / "out"), "--model", str(tmp_path / "cls.pt")])
+    assert code == 2 and err == [f"error: {tmp_path / 'cls.pt'} is a classify model; this task prunes detection models"]
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    code, err = _exit_line(capsys, ["--out", str(tmp_path / "out"), "--model", str(tmp_path / "junk.pt")])
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'junk.pt'} is not an Ultralytics checkpoint")
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_that_restarts_a_stage_says_so(tmp_path):
