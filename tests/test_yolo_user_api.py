@@ -65,7 +65,7 @@ def test_yolov3_tiny_prune_option_then_masked_finetune_keeps_the_rate(shapes, tm
     assert _rate(YOLO(str(tmp_path / "finetune" / "weights" / "last.pt")).model, names) == pytest.approx(2.0, rel=1e-3)
 
     model.train(**_args(shapes, tmp_path, "plain"))  # Ultralytics' own trainer: what the README warns about
-    assert _rate(model.model, names) < 1.5
+    assert _rate(model.model, names) < 1.1  # 1.005x measured: nearly every zero regrows in one epoch
 
 
 def test_yolov8n_from_scratch_configured_trainer(shapes, tmp_path):
