@@ -1,20 +1,19 @@
 """Detection data in Ultralytics' YOLO format: a generated shapes set (smoke), COCO128 sample
-images (tests, CPU runs) and standard Ultralytics data YAMLs (paper)."""
+images (tests, CPU runs); standard Ultralytics data YAMLs are checked in :mod:`.data_check`."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
-from core.config import load_yaml
 from core.errors import DataError
 
 from .ultralytics_env import ultralytics_root
 
-__all__ = ["SHAPE_NAMES", "generate_shapes_dataset", "coco128_data_yaml", "check_data_yaml", "read_labels"]
+__all__ = ["SHAPE_NAMES", "generate_shapes_dataset", "coco128_data_yaml", "read_labels"]
 
 SHAPE_NAMES = ("square", "disc", "triangle")
 
@@ -88,46 +87,29 @@ def _coco_names() -> dict[int, str]:
 def coco128_data_yaml(source: str | Path, work_dir: str | Path) -> Path:
     """A data YAML for the COCO128 sample at ``source`` (``images/train2017``, ``labels/train2017``).
 
-    Ultralytics writes label caches beside the label folders, so the YAML points at a view in
-    ``work_dir`` whose image and label folders link to ``source``: nothing is written there.
-    Train and val are the same 128 images, as in Ultralytics' own coco128.yaml.
+    Ultralytics writes its label cache beside the label folder, so the YAML points at a view in
+    ``work_dir``: each image is linked to its file in ``source``, the small label files are
+    copied, and the cache lands in ``work_dir``; nothing is written under ``source``. Train and val are the
+    same 128 images, as in Ultralytics' own coco128.yaml.
     """
     source, work_dir = Path(source), Path(work_dir)
     for sub in ("images/train2017", "labels/train2017"):
         if not (source / sub).is_dir():
             raise DataError(f"{source / sub} does not exist; point SLR_DATA_ROOT (or --data-root) at a folder holding coco128/")
-        link = work_dir / sub
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            os.symlink((source / sub).resolve(), link, target_is_directory=True)
+    for sub in ("images/train2017", "labels/train2017"):
+        if (work_dir / sub).is_symlink():  # a view of an earlier version linked whole folders
+            (work_dir / sub).unlink()
+        (work_dir / sub).mkdir(parents=True, exist_ok=True)
+    # Ultralytics resolves the split folder (a linked folder would lead it back to the source),
+    # not the files in it: one link per image
+    for image in (source / "images" / "train2017").iterdir():
+        link = work_dir / "images" / "train2017" / image.name
+        if not link.is_symlink():
+            os.symlink(image.resolve(), link)
+    for label in (source / "labels" / "train2017").glob("*.txt"):
+        if not (work_dir / "labels" / "train2017" / label.name).is_file():
+            shutil.copyfile(label, work_dir / "labels" / "train2017" / label.name)
     data = {"path": str(work_dir.resolve()), "train": "images/train2017", "val": "images/train2017", "names": _coco_names()}
     path = work_dir / "data.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def check_data_yaml(path: str | Path) -> dict[str, Any]:
-    """Read an Ultralytics data YAML and check that its train and val folders exist locally.
-
-    Nothing is downloaded: a YAML whose data is missing is a :class:`DataError` naming the fix.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data YAML {path} not found; pass --data-root holding it or --set data=PATH (an Ultralytics data YAML)")
-    spec = load_yaml(path, what="Ultralytics data YAML") or {}
-    if not isinstance(spec, dict):
-        raise DataError(f"{path} is not an Ultralytics data YAML (a mapping with path, train, val and names); fix the file")
-    base = Path(spec.get("path") or path.parent)
-    if not base.is_absolute():
-        base = (path.parent / base).resolve()
-    for split in ("train", "val"):
-        entries = spec.get(split)
-        if not entries:
-            raise DataError(f"{path} has no '{split}' entry; an Ultralytics data YAML lists train and val image folders or files")
-        for entry in entries if isinstance(entries, list) else [entries]:
-            target = Path(entry) if Path(entry).is_absolute() else base / entry
-            if not target.exists():
-                raise DataError(f"{path}: {split} data {target} does not exist; download COCO there first (this project never downloads it)")
-    if "names" not in spec:
-        raise DataError(f"{path} has no 'names'; list the class names in the data YAML")
-    return spec

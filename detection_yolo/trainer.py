@@ -5,9 +5,11 @@ the gradients, so the trainers here override it: the relaxation gradient (SLR or
 to the unscaled gradients before clipping. Everything else is Ultralytics' loop, with its
 callbacks used for the per-epoch Z / multiplier update and for recording metrics.
 
-Three stages, one trainer class each (importable, so Ultralytics can re-create them by module
-path in its DDP workers; their :class:`StageSpec` travels in the trainer's callbacks, which
-Ultralytics pickles for the workers):
+Three stages, one trainer class each. Ultralytics builds them as it builds its own
+(``trainer(overrides=..., _callbacks=...)``), so a user passes them to ``YOLO(...).train(trainer=...)``;
+the stage's :class:`~detection_yolo.spec.StageSpec` comes from the ``prune=`` training option,
+from :meth:`_StageTrainer.configured`, or from the pipeline, and travels in the trainer's
+callbacks, which Ultralytics pickles for its DDP workers:
 
 * :class:`DenseTrainer`: plain training, metrics recorded per epoch;
 * :class:`PruneTrainer`: SLR or ADMM training, then hard-pruning of the model and of the EMA copy
@@ -34,13 +36,13 @@ from __future__ import annotations
 import json
 import os
 from copy import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, RANK, callbacks
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, callbacks
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
 from core import Masks, build_pruner, compression_stats, distributed
@@ -48,12 +50,16 @@ from core.errors import ConfigError
 from core.pipeline import history_row, rng_state, set_rng_state
 from core.results import atomic_torch_save, atomic_write
 
+from .data_errors import data_error
+from .layers import expand_patterns
+from .spec import PRUNE_OPTIONS, StageSpec, prune_spec, retrain_spec
 from .ultralytics_env import restore_threads
 
 __all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "resume_overrides",
-           "SPEC_KEY", "MAX_GRAD_NORM"]
+           "restart_reason", "SPEC_KEY", "PRUNE_KEY", "MAX_GRAD_NORM"]
 
 SPEC_KEY = "slr_stage_spec"  # callbacks entry that carries the spec (never run as an event)
+PRUNE_KEY = "prune"  # the train() keyword that configures PruneTrainer: prune={"method": "slr", "rate": 2.0}
 MAX_GRAD_NORM = 10.0  # Ultralytics' gradient clipping norm
 RESUME_STATE = "resume_e{epoch}.pt"  # in weights/, beside last.pt of the same epoch
 
@@ -67,37 +73,38 @@ def _checkpoint_epoch(path: Path) -> int | None:
         return None
 
 
-def resume_overrides(save_dir: str | Path, resume: bool = True) -> dict[str, str]:
-    """``{"resume": ".../weights/last.pt"}`` when the stage in ``save_dir`` stopped after an epoch
-    whose exact state is saved beside ``last.pt``; otherwise ``{}`` and the stage starts over."""
-    last = Path(save_dir) / "weights" / "last.pt"
-    if not resume or not last.is_file():
-        return {}
+def restart_reason(save_dir: str | Path) -> str | None:
+    """Why the stage in ``save_dir`` cannot continue where it stopped (so ``--resume`` restarts
+    it), or None when it can, or when the folder holds no trace of an earlier run."""
+    save_dir = Path(save_dir)
+    last = save_dir / "weights" / "last.pt"
+    if not last.is_file():
+        started = save_dir.is_dir() and any(save_dir.iterdir())
+        return "it stopped before its first epoch ended (no weights/last.pt)" if started else None
     epoch = _checkpoint_epoch(last)
-    if epoch is None or epoch < 0 or not (last.parent / RESUME_STATE.format(epoch=epoch)).is_file():
+    if epoch is None:
+        return "weights/last.pt cannot be read"
+    if epoch < 0:
+        return "weights/last.pt is a finished, stripped checkpoint but the stage's results are missing"
+    if not (last.parent / RESUME_STATE.format(epoch=epoch)).is_file():
+        return (f"weights/last.pt (epoch {epoch + 1}) has no {RESUME_STATE.format(epoch=epoch)} beside it "
+                "(stopped between the two writes)")
+    return None
+
+
+def resume_overrides(save_dir: str | Path, resume: bool = True, log=print) -> dict[str, str]:
+    """``{"resume": ".../weights/last.pt"}`` when the stage in ``save_dir`` stopped after an epoch
+    whose exact state is saved beside ``last.pt``; otherwise ``{}`` and the stage starts over, with
+    one line through ``log`` saying why when ``resume`` was asked for and the folder holds an earlier run."""
+    if not resume:
         return {}
-    return {"resume": str(last)}
-
-
-@dataclass
-class StageSpec:
-    """What one stage does beyond Ultralytics' own training (picklable, for DDP workers)."""
-
-    stage: str = "dense"  # dense | prune | retrain
-    method: str | None = None  # prune: slr | admm
-    sparsity: dict[str, Any] | None = None  # prune: the core SparsityConfig in dict form
-    hyper: dict[str, float] = field(default_factory=dict)  # prune: rho, s0, M, r
-    masks: str | None = None  # retrain: masks.pt written by hard-pruning
-    threads: int = 0  # CPU threads to restore after Ultralytics sets its own (0: leave)
-
-    def __post_init__(self) -> None:
-        if self.stage not in ("dense", "prune", "retrain"):
-            raise ConfigError(f"unknown stage '{self.stage}'; use dense, prune or retrain")
-        if self.stage == "prune" and (self.method is None or self.sparsity is None):
-            raise ConfigError("the prune stage needs a method (slr or admm) and a sparsity config")
-
-    def __call__(self, trainer) -> None:
-        """No-op: the spec sits in the callbacks only to travel with them."""
+    reason = restart_reason(save_dir)
+    last = Path(save_dir) / "weights" / "last.pt"
+    if reason is None and last.is_file():
+        return {"resume": str(last)}
+    if reason is not None and log is not None:
+        log(f"resume: {save_dir} restarts from its first epoch: {reason}")
+    return {}
 
 
 def detection_metrics(metrics: dict[str, Any] | None) -> dict[str, float] | None:
@@ -135,13 +142,24 @@ def _offline_check_amp(check_amp):
 class _StageTrainer(DetectionTrainer):
     """Ultralytics' detection trainer with the stage's extra work around each step and epoch."""
 
+    default_spec: StageSpec | None = None  # set by configured()
+
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None, spec: StageSpec | None = None):
+        """As Ultralytics builds a trainer (``trainer(overrides=..., _callbacks=...)``). The stage's
+        spec is, in this order: ``spec``, the ``prune`` entry of ``overrides`` (PruneTrainer), the
+        one carried in ``_callbacks`` (DDP workers), the class's own (:meth:`configured`), or the
+        stage's default."""
+        overrides = dict(overrides or {})
+        options = overrides.pop(PRUNE_KEY, None)  # not an Ultralytics argument: get_cfg() would refuse it
         carried = copy(_callbacks) if _callbacks else callbacks.get_default_callbacks()
-        if spec is not None:
-            carried[SPEC_KEY] = [spec]
-        if not carried.get(SPEC_KEY):
-            raise ConfigError(f"{type(self).__name__} needs a StageSpec (spec=...)")
-        super().__init__(cfg, overrides, carried)
+        if spec is None and options is not None:
+            spec = self.spec_from_options(options)
+        spec = spec or (carried.get(SPEC_KEY) or [None])[0] or self.default_spec or self.fallback_spec()
+        carried[SPEC_KEY] = [spec]
+        try:
+            super().__init__(cfg, overrides, carried)
+        except RuntimeError as err:  # get_dataset(): Ultralytics wraps every data problem in one
+            raise data_error(err) from None
         self.spec: StageSpec = self.callbacks[SPEC_KEY][0]
         restore_threads(self.spec.threads)
         self.rows: list[dict[str, Any]] = []
@@ -152,6 +170,27 @@ class _StageTrainer(DetectionTrainer):
         resumed_epoch = _checkpoint_epoch(Path(self.args.resume)) if self.resume else None
         self._closing_only = resumed_epoch is not None and resumed_epoch + 1 >= self.epochs
 
+    @classmethod
+    def spec_from_options(cls, options: Any) -> StageSpec:
+        """The spec for ``train(prune=options)``; only PruneTrainer takes them."""
+        raise ConfigError(f"{cls.__name__} takes no '{PRUNE_KEY}' options; use trainer=PruneTrainer to prune")
+
+    @classmethod
+    def fallback_spec(cls) -> StageSpec:
+        """The spec when none is given."""
+        raise ConfigError(f"{cls.__name__} needs a StageSpec")
+
+    @classmethod
+    def configured(cls, **options: Any) -> type:
+        """This trainer class with its stage fixed by ``options``, for ``YOLO(...).train(trainer=...)``:
+        ``PruneTrainer.configured(method="slr", rate=2.0)``, ``MaskedRetrainTrainer.configured(masks="masks.pt")``."""
+        spec = cls.spec_from_keywords(**options)
+        return type(cls.__name__, (cls,), {"default_spec": spec, "__module__": cls.__module__, "__doc__": cls.__doc__})
+
+    @classmethod
+    def spec_from_keywords(cls, **options: Any) -> StageSpec:
+        return cls.spec_from_options(options)
+
     # set-up ---------------------------------------------------------------------------------
     def _setup_train(self):
         import ultralytics.engine.trainer as engine
@@ -160,6 +199,11 @@ class _StageTrainer(DetectionTrainer):
         engine.check_amp = _offline_check_amp(check_amp)  # its reference model would be downloaded
         try:
             super()._setup_train()
+        except (RuntimeError, FileNotFoundError) as err:  # the datasets are built here
+            raised = data_error(err)
+            if raised is err:
+                raise
+            raise raised from None
         finally:
             engine.check_amp = check_amp
         restore_threads(self.spec.threads)  # select_device() reset it
@@ -336,14 +380,17 @@ class _StageTrainer(DetectionTrainer):
         return saved
 
     def final_eval(self):
-        """The last epoch's metrics stand for the stage (Ultralytics would re-validate best.pt)."""
+        """The last epoch's metrics stand for the stage (Ultralytics would re-validate best.pt); the
+        stage's checkpoints are stripped of their optimizer state, as Ultralytics strips them."""
         last = next((r["metrics"] for r in reversed(self.rows) if r["metrics"]), None)
         self.summary["metrics"]["final"] = last
         self.finish_stage()
-        if RANK in {-1, 0} and self.last.exists():
-            partial = self.last.with_name(f".{self.last.name}.partial")
-            strip_optimizer(self.last, str(partial))  # atomically: a stripped last.pt is not resumable
-            os.replace(partial, self.last)
+        if RANK in {-1, 0}:
+            for path in dict.fromkeys((self.last, self.best)):  # best may be last, or pruned.pt (already stripped)
+                if path.exists():
+                    partial = path.with_name(f".{path.name}.partial")
+                    strip_optimizer(path, str(partial))  # atomically: a stripped last.pt is not resumable
+                    os.replace(partial, path)
             for state in self.wdir.glob(RESUME_STATE.format(epoch="*")):  # nor needed any more
                 state.unlink()
         self.write_summary()
@@ -370,30 +417,55 @@ def _json_default(value: Any) -> Any:
 class DenseTrainer(_StageTrainer):
     """Plain Ultralytics training with per-epoch metrics in ``stage.json``."""
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None, spec: StageSpec | None = None):
-        if spec is None and not (_callbacks and _callbacks.get(SPEC_KEY)):
-            spec = StageSpec("dense")
-        super().__init__(cfg, overrides, _callbacks, spec)
+    @classmethod
+    def fallback_spec(cls) -> StageSpec:
+        return StageSpec("dense")
+
+    @classmethod
+    def spec_from_keywords(cls, threads: int = 0) -> StageSpec:
+        return StageSpec("dense", threads=int(threads))
 
 
 class PruneTrainer(_StageTrainer):
     """SLR or ADMM training in Ultralytics' loop, then hard-pruning.
 
+    Configured as Ultralytics users call a trainer::
+
+        model = YOLO("yolov8n.yaml")     # or a trained checkpoint
+        model.train(trainer=PruneTrainer, prune={"method": "slr", "rate": 2.0}, data=..., epochs=...)
+        model.train(trainer=PruneTrainer.configured(method="admm", rate=3.0), data=..., epochs=...)
+
     The penalty gradient is added to the unscaled gradients of the pruned weights at every
     step; Z and the multipliers are updated once per epoch with the epoch's mean loss. After the
     last epoch the model is hard-pruned, the same masks are applied to the EMA copy, which is
-    validated and saved as ``weights/pruned.pt`` (masks in ``weights/masks.pt``).
+    validated and saved as ``weights/pruned.pt`` (masks in ``weights/masks.pt``). ``pruned.pt`` is
+    the trainer's ``best``, so the model Ultralytics hands back after ``train()`` is the pruned
+    one; the pre-pruning ``best.pt`` is removed and ``last.pt`` holds the model after training.
     """
 
     pruner = None
     masks: Masks | None = None
+
+    @classmethod
+    def spec_from_options(cls, options: Any) -> StageSpec:
+        return prune_spec(options)
+
+    @classmethod
+    def spec_from_keywords(cls, threads: int = 0, **options: Any) -> StageSpec:
+        return prune_spec(options, threads=threads)
+
+    @classmethod
+    def fallback_spec(cls) -> StageSpec:
+        raise ConfigError(f"PruneTrainer needs its pruning options: train(trainer=PruneTrainer, {PRUNE_KEY}={{'method': 'slr', 'rate': 2.0}}) "
+                          f"or trainer=PruneTrainer.configured(method='slr', rate=2.0) (options: {', '.join(PRUNE_OPTIONS)})")
 
     @property
     def pruner_state_path(self) -> Path:
         return self.save_dir / "pruner_state.pt"
 
     def setup_stage(self) -> None:
-        self.pruner = build_pruner(self.spec.method, unwrap_model(self.model), self.spec.sparsity, **self.spec.hyper)
+        model = unwrap_model(self.model)
+        self.pruner = build_pruner(self.spec.method, model, expand_patterns(self.spec.sparsity, model), **self.spec.hyper)
         self.summary["pruned_layers"] = list(self.pruner.names)
 
     def stage_state(self) -> dict[str, Any]:
@@ -421,31 +493,48 @@ class PruneTrainer(_StageTrainer):
         self.summary["pruner_history"] = self.pruner.history
         stats = compression_stats(self.ema.ema, self.pruner.names)
         self.summary["compression"] = {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate}
+        pruned = self.wdir / "pruned.pt"
         if RANK in {-1, 0}:
             self.metrics = metrics or self.metrics
             trained_last, trained_best = self.last, self.best
-            pruned = self.wdir / "pruned.pt"
             self.last = self.best = pruned  # save_model() writes the (masked) EMA copy here
             self.best_fitness = self.fitness
-            self.save_model()
-            strip_optimizer(pruned)
-            self.last, self.best = trained_last, trained_best
+            self.save_model()  # stripped by final_eval(), as the trainer's best
+            self.last = trained_last
+            if trained_best.exists() and trained_best != pruned:
+                trained_best.unlink()  # the best epoch before hard-pruning: dense, not this stage's result
             atomic_torch_save(self.masks.state_dict(), self.wdir / "masks.pt")
             self.summary["checkpoints"] = {"trained": str(trained_last), "pruned": str(pruned), "masks": str(self.wdir / "masks.pt")}
+            LOGGER.info(f"{self.spec.method}: hard-pruned {len(self.pruner.names)} layers to {stats.pruned_layers_rate:.3f}x "
+                        f"(whole model {stats.whole_model_rate:.3f}x), saved {pruned}")
+        self.best = pruned  # Ultralytics' train() loads the trainer's best: the user gets the pruned model
 
 
 class MaskedRetrainTrainer(_StageTrainer):
-    """Masked retraining from a hard-pruned checkpoint: pruned weights stay exactly zero in the
-    model, in the optimizer state and in the EMA copy that Ultralytics validates and saves."""
+    """Masked retraining (fine-tuning) of a hard-pruned model: pruned weights stay exactly zero in
+    the model, in the optimizer state and in the EMA copy that Ultralytics validates and saves.
+
+    ``YOLO("pruned.pt").train(trainer=MaskedRetrainTrainer, data=..., epochs=...)`` keeps every zero of
+    the loaded weights; ``MaskedRetrainTrainer.configured(masks="weights/masks.pt")`` keeps those of
+    saved masks instead. Ultralytics' own trainer (a plain ``.train()``) lets the zeros regrow.
+    """
 
     masks: Masks | None = None
+
+    @classmethod
+    def fallback_spec(cls) -> StageSpec:
+        return retrain_spec()
+
+    @classmethod
+    def spec_from_keywords(cls, masks: str | Path | None = None, threads: int = 0) -> StageSpec:
+        return retrain_spec(masks, threads)
 
     def setup_stage(self) -> None:
         model = unwrap_model(self.model)
         if self.spec.masks:
             self.masks = Masks.from_state_dict(model, torch.load(self.spec.masks, map_location="cpu", weights_only=True))
-        else:  # no saved masks: the zeros of the loaded weights are the pruned entries
-            names = [n for n, p in model.named_parameters() if p.dim() == 4 and bool((p == 0).any())]
+        else:  # no saved masks: the zeros of the loaded (trainable) weights are the pruned entries
+            names = [n for n, p in model.named_parameters() if p.dim() > 1 and p.requires_grad and bool((p == 0).any())]
             self.masks = Masks.from_model(model, names)
         self.masks.attach(self.optimizer)  # masks weights and optimizer state after every step
         self.masks.apply_(self.ema.ema)
@@ -461,4 +550,4 @@ class MaskedRetrainTrainer(_StageTrainer):
         self.summary["metrics"]["after_retraining"] = self.summary["metrics"]["final"]
         stats = compression_stats(self.ema.ema, self.masks.names)
         self.summary["compression"] = {"pruned_layers": stats.pruned_layers_rate, "whole_model": stats.whole_model_rate}
-        self.summary["checkpoints"] = {"retrained": str(self.last)}
+        self.summary["checkpoints"] = {"retrained": str(self.last), "best": str(self.best)}

@@ -10,7 +10,8 @@ from detection_yolo.ultralytics_env import prepare_ultralytics
 prepare_ultralytics(tempfile.mkdtemp(prefix="yolo_cfg_"))  # before anything imports Ultralytics
 
 from core.errors import ConfigError, DataError  # noqa: E402
-from detection_yolo.data import SHAPE_NAMES, _draw_shape, check_data_yaml, coco128_data_yaml, generate_shapes_dataset, read_labels  # noqa: E402
+from detection_yolo.data import SHAPE_NAMES, _draw_shape, coco128_data_yaml, generate_shapes_dataset, read_labels  # noqa: E402
+from detection_yolo.data_check import check_splits, resolve_data_yaml  # noqa: E402
 from detection_yolo.models import model_yaml  # noqa: E402
 
 
@@ -56,15 +57,16 @@ def test_generation_is_deterministic(tmp_path):
         assert label.read_text() == (tmp_path / "b" / "labels" / "train" / label.name).read_text()
 
 
-def test_check_data_yaml_names_the_missing_folder(tmp_path):
+def test_resolve_data_yaml_names_the_missing_folder(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        check_data_yaml(tmp_path / "coco.yaml")
-    (tmp_path / "coco.yaml").write_text("path: .\ntrain: images/train2014\nval: images/val2014\nnames: {0: person}\n")
+        resolve_data_yaml(tmp_path / "coco.yaml", tmp_path / "out")
+    (tmp_path / "coco.yaml").write_text(f"path: {tmp_path}\ntrain: images/train2014\nval: images/val2014\nnames: {{0: person}}\n")
     with pytest.raises(DataError, match="train2014 does not exist"):
-        check_data_yaml(tmp_path / "coco.yaml")
+        resolve_data_yaml(tmp_path / "coco.yaml", tmp_path / "out")
     (tmp_path / "images" / "train2014").mkdir(parents=True)
     (tmp_path / "images" / "val2014").mkdir(parents=True)
-    assert check_data_yaml(tmp_path / "coco.yaml")["names"] == {0: "person"}
+    resolved = yaml.safe_load(resolve_data_yaml(tmp_path / "coco.yaml", tmp_path / "out").read_text())
+    assert resolved["names"] == {0: "person"} and resolved["train"] == str(tmp_path / "images" / "train2014")
 
 
 def test_model_yaml_width(tmp_path):
@@ -72,19 +74,33 @@ def test_model_yaml_width(tmp_path):
     narrow = yaml.safe_load(model_yaml("yolov3-spp", tmp_path, 0.25).read_text())
     assert narrow["width_multiple"] == 0.25
     with pytest.raises(ConfigError, match="unknown model"):
-        model_yaml("yolov5", tmp_path)
+        model_yaml("yolov99z", tmp_path)
 
 
-def test_coco128_view_links_without_writing_to_the_source(data_root, tmp_path):
+def test_coco128_view_copies_labels_so_caches_stay_in_the_view(data_root, tmp_path):
     source = data_root / "coco128"
     if not source.is_dir():
         pytest.skip(f"{source} is absent")
+    before = {p.name: p.stat().st_mtime_ns for p in (source / "labels").iterdir()}
     data = coco128_data_yaml(source, tmp_path / "coco128")
-    spec = check_data_yaml(data)
+    spec = yaml.safe_load(data.read_text())
     assert len(spec["names"]) == 80 and spec["names"][0] == "person"
     images = list((tmp_path / "coco128" / "images" / "train2017").glob("*.jpg"))
     labels = list((tmp_path / "coco128" / "labels" / "train2017").glob("*.txt"))
     assert len(images) == 128 and 100 < len(labels) <= 128
+    assert not any(label.is_symlink() for label in labels) and not (tmp_path / "coco128" / "labels" / "train2017").is_symlink()
     first = read_labels(labels[0])
     assert first.shape[1] == 5 and np.all(first[:, 0] < 80) and np.all((first[:, 1:] >= 0) & (first[:, 1:] <= 1))
-    assert (tmp_path / "coco128" / "images").is_dir() and not (tmp_path / "coco128" / "images").is_symlink()
+    assert (tmp_path / "coco128" / "images").is_dir() and not (tmp_path / "coco128" / "images" / "train2017").is_symlink()
+
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.utils import check_det_dataset
+
+    checked = check_det_dataset(str(data))  # Ultralytics' own reading of the YAML, then of the labels
+    dataset = build_yolo_dataset(get_cfg(overrides={"imgsz": 64}), checked["train"], 4, checked, mode="val")
+    assert len(dataset) == 128
+    assert (tmp_path / "coco128" / "labels" / "train2017.cache").is_file()  # the cache lands in the view
+    assert {p.name: p.stat().st_mtime_ns for p in (source / "labels").iterdir()} == before  # the source is untouched
+    reports = check_splits(data, log=None)
+    assert [(r.split, r.images, len(r.dropped)) for r in reports] == [("train", 128, 0), ("val", 128, 0)]

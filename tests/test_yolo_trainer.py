@@ -106,7 +106,7 @@ def no_network(monkeypatch):
 
 
 TINY_CONFIG = {
-    "task": "detection_yolo", "dataset": "shapes", "profile": "smoke", "data": "shapes", "device": "cpu", "threads": 0,
+    "task": "detection_yolo", "profile": "smoke", "data": "shapes", "device": "cpu", "threads": 0,
     "shapes": {"n_train": 16, "n_val": 8, "imgsz": 64},
     "pruning": {"rho": 0.1, "s0": 1.0e-4, "M": 200, "r": 0.1},
     "sparsity": {"include": ["model.*.conv.weight"], "exclude": ["model.0.conv.weight", "*.dfl.conv.weight"]},
@@ -130,6 +130,8 @@ def test_pipeline_offline_prunes_retrains_and_reloads_sparse(tmp_path, no_networ
     run_dir = tmp_path / "slr_yolov3-tiny_2x_seed0"
     saved = read_results(run_dir / "results.json")
     assert saved["metrics"].keys() == {"dense", "after_training", "after_hard_pruning", "after_retraining"}
+    assert saved["dataset"] == "shapes" and saved["model"] == "yolov3-tiny"
+    assert sorted(p.name for p in (run_dir / "prune" / "weights").iterdir()) == ["last.pt", "masks.pt", "pruned.pt"]
     assert all(0 <= saved["metrics"][k]["mAP50"] <= 100 for k in saved["metrics"])
     assert [r["stage"] for r in saved["history"]] == ["prune", "prune", "retrain"]
     assert saved["history"][0]["violation"] > 0 and len(saved["pruner_history"]) == 2  # one update per epoch
