@@ -37,6 +37,15 @@ def main_groups(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[float, l
     return out
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def figure1_fidelity(results: Sequence[Mapping[str, Any]]):
     import matplotlib.pyplot as plt
 
@@ -54,12 +63,8 @@ def figure1_fidelity(results: Sequence[Mapping[str, Any]]):
                     marker="o", capsize=3, label=f"{method} (ours, n={min(c.n for c in cis)})")
         if method in PAPER_FIGURE1:
             ax.plot([8.71], [PAPER_FIGURE1[method]], marker="x", markersize=9, color=color, linestyle="none", label=f"{method} (paper, Table 1)")
-    ax.set_xlabel("compression rate (pruned layers)")
-    ax.set_ylabel("top-1 after hard-pruning (%)")
-    ax.set_title("Figure 1, fidelity study: accuracy after hard-pruning (mean, 95% CI)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "compression rate (pruned layers)", "top-1 after hard-pruning (%)",
+                   "Figure 1, fidelity study: accuracy after hard-pruning (mean, 95% CI)")
 
 
 def figure2_fidelity(results: Sequence[Mapping[str, Any]]):
@@ -78,12 +83,7 @@ def figure2_fidelity(results: Sequence[Mapping[str, Any]]):
         color, line = STYLE[method]
         ax.plot(range(1, length + 1), mean, color=color, linestyle=line, label=f"{method} (mean of {len(series)})")
     ax.set_yscale("log")
-    ax.set_xlabel("update (epoch)")
-    ax.set_ylabel("‖W − Z‖ (pruned layers)")
-    ax.set_title("Figure 2, fidelity study: constraint violation at 8.71x")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "update (epoch)", "‖W − Z‖ (pruned layers)", "Figure 2, fidelity study: constraint violation at 8.71x")
 
 
 @exit_on_user_error
