@@ -53,7 +53,8 @@ class Masks:
     def from_model(cls, model: nn.Module, names: Iterable[str]) -> "Masks":
         """Masks of the non-zero entries of the named parameters (e.g. of a loaded pruned model)."""
         params = _named_params(model)
-        return cls(params, {n: params[normalize_name(n)].detach() != 0 for n in names})
+        names = [normalize_name(n) for n in names]
+        return cls(params, {n: params[n].detach() != 0 for n in names})
 
     @classmethod
     def from_state_dict(cls, model: nn.Module, state: Mapping[str, Tensor]) -> "Masks":
