@@ -41,12 +41,32 @@ TESTS = [
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
 
+CONFTEST_TAIL = """
+
+# added by benchmarks/mutation/run.py: one torch thread per mutant worker, and the tests a
+# mutant runs ordered fastest first (by the durations of mutmut's clean run), so a mutant
+# is usually killed by a test that takes milliseconds
+torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    import json
+
+    stats = Path("mutmut-stats.json")
+    if stats.exists():
+        duration = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: duration.get(item.nodeid, 0.0))
+"""
+
 SETTINGS = """\
 [tool.mutmut]
 source_paths = ["core"]
 only_mutate = {modules}
 pytest_add_cli_args_test_selection = {tests}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore"]
+do_not_mutate_patterns = ['^\\s*raise ']
+timeout_multiplier = 4.0
+timeout_constant = 2.0
 process_isolation = "forkserver"
 use_git_change_detection = false
 
@@ -79,7 +99,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in str(text).strip().splitlines()]
 
 
-def prepare(work: Path) -> None:
+def prepare(work: Path, tests: list[str]) -> None:
     """Fill ``work`` with the undecorated core, the tests and the mutmut settings."""
     if work.exists():
         shutil.rmtree(work)
@@ -88,10 +108,12 @@ def prepare(work: Path) -> None:
     for module in MODULES:
         path = work / module
         path.write_text(undecorate(path.read_text()))
-    for test in ["tests/conftest.py", *TESTS]:
+    for test in ["tests/conftest.py", *tests]:
         shutil.copy2(ROOT / test, work / test)
+    with open(work / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(CONFTEST_TAIL)
     as_toml = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
-    (work / "pyproject.toml").write_text(SETTINGS.format(modules=as_toml(MODULES), tests=as_toml(TESTS)))
+    (work / "pyproject.toml").write_text(SETTINGS.format(modules=as_toml(MODULES), tests=as_toml(tests)))
 
 
 def readable_function(mangled: str) -> tuple[str, str]:
@@ -161,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 below this percentage")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "mutation", help="scratch folder (emptied)")
+    parser.add_argument("--tests", nargs="+", default=TESTS, help="test files to run the mutants against")
     parser.add_argument("--report-only", action="store_true", help="report the last run in --work again")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     start = time.time()
     if not args.report_only:
-        prepare(work)
+        prepare(work, args.tests)
         run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work)
         if run.returncode:
             print(f"mutmut run failed with exit code {run.returncode}", file=sys.stderr)
