@@ -37,6 +37,10 @@ TESTS = [
     "tests/test_core_projections.py",
     "tests/test_core_masks_resume.py",
     "tests/test_core_config_stats.py",
+    "tests/test_core_by_hand.py",
+    "tests/test_core_mask_contract.py",
+    "tests/test_core_resume_window.py",
+    "tests/test_core_budgets.py",
 ]
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
