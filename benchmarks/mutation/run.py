@@ -41,6 +41,7 @@ TESTS = [
     "tests/test_core_mask_contract.py",
     "tests/test_core_resume_window.py",
     "tests/test_core_budgets.py",
+    "tests/test_core_sparsity_config_forms.py",
 ]
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
