@@ -170,3 +170,39 @@ def test_topk_when_k_lands_exactly_on_a_tie_level(total):
             mask = topk_mask(scores, k)
             assert int(mask.sum()) == k
             assert torch.equal(mask, reference_topk(scores, k)), (level, k)
+
+
+# which groups are kept, on a weight where no dimension has size 1 ---------------------------------
+@pytest.mark.parametrize("kind,dims,view", [
+    ("filter", (1, 2, 3), lambda keep: keep.view(6, 1, 1, 1)),
+    ("channel", (0, 2, 3), lambda keep: keep.view(1, 8, 1, 1)),
+    ("column", (0,), lambda keep: keep.view(1, 8, 3, 3)),
+])
+def test_group_masks_keep_the_groups_of_largest_norm(kind, dims, view):
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(6, 8, 3, 3, generator=g)
+    norms = w.square().sum(dim=dims)  # one score per filter / channel / (in, kh, kw) column
+    keep = torch.zeros(norms.numel(), dtype=torch.bool)
+    keep[torch.argsort(norms.reshape(-1), descending=True)[: keep.numel() - round(0.3 * keep.numel())]] = True
+    mask = sparsity_mask(w, kind, 0.3)
+    assert mask.dtype == torch.bool and mask.shape == w.shape
+    assert torch.equal(mask, view(keep.reshape(norms.shape)).expand_as(w))
+
+
+@pytest.mark.parametrize("scheme", ["irregular", "filter", "channel", "column", "2:4"])
+def test_masks_are_boolean_of_the_weight_shape(scheme):
+    for layer in layers(scheme, ratio=None if ":" in scheme else 0.5):
+        mask = layer.mask()
+        assert mask.dtype == torch.bool and mask.shape == layer.param.shape
+
+
+def test_n_m_on_a_vector_groups_consecutive_entries():
+    w = torch.tensor([1.0, -3.0, 2.0, 0.5, 4.0, 4.0, -4.0, 1.0])
+    assert sparsity_mask(w, "2:4", 0.0).tolist() == [False, True, True, False, True, True, False, False]
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        sparsity_mask(torch.ones(6), "2:4", 0.0)
+
+
+def test_group_schemes_refuse_a_vector():
+    with pytest.raises(ConfigError, match="at least 2 dimensions, got shape \\(8,\\)"):
+        sparsity_mask(torch.ones(8), "filter", 0.5)
