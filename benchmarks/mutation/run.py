@@ -15,6 +15,7 @@ left out of it. Exits 1 when the score is below ``--min-score``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +46,11 @@ TESTS = [
 ]
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
+# a first pass with tight time limits, so that a mutant that hangs costs little; then the mutants
+# that ran out of time get a second run on their own with generous limits, so that a timeout in
+# the report is a real hang and not a test slowed down by a loaded machine
+FIRST_LIMITS = (4.0, 2.0)  # mutmut's timeout_multiplier, timeout_constant (seconds)
+RETRY_LIMITS = (10.0, 10.0)
 
 CONFTEST_TAIL = """
 
@@ -70,8 +76,8 @@ only_mutate = {modules}
 pytest_add_cli_args_test_selection = {tests}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore"]
 do_not_mutate_patterns = ['^\\s*raise ']
-timeout_multiplier = 4.0
-timeout_constant = 2.0
+timeout_multiplier = {multiplier}
+timeout_constant = {constant}
 process_isolation = "forkserver"
 use_git_change_detection = false
 
@@ -104,6 +110,12 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in str(text).strip().splitlines()]
 
 
+def write_settings(work: Path, tests: list[str], limits: tuple[float, float]) -> None:
+    as_toml = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
+    multiplier, constant = limits
+    (work / "pyproject.toml").write_text(SETTINGS.format(modules=as_toml(MODULES), tests=as_toml(tests), multiplier=multiplier, constant=constant))
+
+
 def prepare(work: Path, tests: list[str]) -> None:
     """Fill ``work`` with the undecorated core, the tests and the mutmut settings."""
     if work.exists():
@@ -117,8 +129,14 @@ def prepare(work: Path, tests: list[str]) -> None:
         shutil.copy2(ROOT / test, work / test)
     with open(work / "tests" / "conftest.py", "a") as conftest:
         conftest.write(CONFTEST_TAIL)
-    as_toml = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
-    (work / "pyproject.toml").write_text(SETTINGS.format(modules=as_toml(MODULES), tests=as_toml(tests)))
+    write_settings(work, tests, FIRST_LIMITS)
+
+
+def _tests_of(work: Path) -> list[str]:
+    """The test files the scratch folder was prepared with."""
+    import tomllib
+
+    return tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
 
 
 def readable_function(mangled: str) -> tuple[str, str]:
@@ -130,6 +148,21 @@ def readable_function(mangled: str) -> tuple[str, str]:
     else:
         name = name[1:]  # x_name
     return module.replace(".", "/") + ".py", name
+
+
+def mutmut_run(work: Path, jobs: int, names: list[str] = ()) -> int:
+    return subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names], cwd=work).returncode
+
+
+def timed_out(work: Path) -> list[str]:
+    """Names of the mutants whose last run ran out of time."""
+    from mutmut.stats import status_by_exit_code
+
+    names = []
+    for meta in (work / "mutants").rglob("*.py.meta"):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        names += [name for name, code in codes.items() if status_by_exit_code[code] == "timeout"]
+    return sorted(names)
 
 
 def collect(work: Path) -> list[Mutant]:
@@ -189,16 +222,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 below this percentage")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "mutation", help="scratch folder (emptied)")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="test files to run the mutants against")
-    parser.add_argument("--report-only", action="store_true", help="report the last run in --work again")
+    parser.add_argument("--report-only", action="store_true", help="no new pass: retry the timeouts of the last run in --work, then report")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     start = time.time()
     if not args.report_only:
         prepare(work, args.tests)
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=work)
-        if run.returncode:
-            print(f"mutmut run failed with exit code {run.returncode}", file=sys.stderr)
-            return run.returncode
+        code = mutmut_run(work, args.jobs)
+        if code:
+            print(f"mutmut run failed with exit code {code}", file=sys.stderr)
+            return code
+    retry = timed_out(work)
+    if retry:
+        print(f"\n{len(retry)} mutants ran out of time; running them again with generous limits")
+        write_settings(work, _tests_of(work), RETRY_LIMITS)
+        code = mutmut_run(work, args.jobs, retry)
+        if code:
+            print(f"mutmut run failed with exit code {code}", file=sys.stderr)
+            return code
     equivalent = yaml.safe_load(EQUIVALENT.read_text()) or []
     score = report(collect(work), equivalent, time.time() - start)
     return 0 if score >= args.min_score else 1
