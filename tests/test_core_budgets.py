@@ -206,3 +206,15 @@ def test_n_m_on_a_vector_groups_consecutive_entries():
 def test_group_schemes_refuse_a_vector():
     with pytest.raises(ConfigError, match="at least 2 dimensions, got shape \\(8,\\)"):
         sparsity_mask(torch.ones(8), "filter", 0.5)
+
+
+@pytest.mark.parametrize("k", [3_000, 30_000, 150_000, 270_000])
+def test_the_sampled_bracket_holds_the_kth_value_on_random_weights(k):
+    """On ordinary weights and a k away from the ends, the sampled bracket is used, not the fallback,
+    and it is exact."""
+    from core.projections import _bracketed_topk_mask
+
+    scores = torch.randn(300_000, generator=torch.Generator().manual_seed(4)).abs()
+    mask = _bracketed_topk_mask(scores, k)
+    assert mask is not None
+    assert torch.equal(mask, reference_topk(scores, k))
