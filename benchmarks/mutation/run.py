@@ -54,9 +54,12 @@ RETRY_LIMITS = (10.0, 10.0)
 
 CONFTEST_TAIL = """
 
-# added by benchmarks/mutation/run.py: one torch thread per mutant worker, and the tests a
-# mutant runs ordered fastest first (by the durations of mutmut's clean run), so a mutant
-# is usually killed by a test that takes milliseconds
+# added by benchmarks/mutation/run.py: one torch thread per mutant worker; torch._dynamo,
+# which the first optimizer imports (seconds), imported once in the process mutmut forks
+# the workers from; and the tests a mutant runs ordered fastest first (by the durations of
+# mutmut's clean run), so a mutant is usually killed by a test that takes milliseconds
+import torch._dynamo  # noqa: E402,F401
+
 torch.set_num_threads(1)
 
 
