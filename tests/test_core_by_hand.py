@@ -146,5 +146,6 @@ def test_admm_three_updates_by_hand():
         assert close(pruner.dual[0], u), k
         assert record["mixed_loss"] == pytest.approx(mixed, abs=1e-6)
         assert record["violation"] == pytest.approx(math.sqrt(sq), abs=1e-6)
-        assert record["condition"] is None and record["accepted"] is True
+        assert record["violation_per_layer"] == {"weight": pytest.approx(math.sqrt(sq), abs=1e-6)}
+        assert record["loss"] == f and record["condition"] is None and record["accepted"] is True
     assert close(penalty_grad(pruner, model), [-0.5, 0.5, -1, 0])

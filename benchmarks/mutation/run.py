@@ -43,6 +43,7 @@ TESTS = [
     "tests/test_core_resume_window.py",
     "tests/test_core_budgets.py",
     "tests/test_core_sparsity_config_forms.py",
+    "tests/test_core_edges.py",
 ]
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
