@@ -35,13 +35,16 @@ NM_BUDGETS = {"2:4": (216, 40), "1:4": (108, 20), "3:8": (162, 30)}
 
 @pytest.mark.parametrize("scheme", list(BUDGETS_AT_0_3))
 def test_budget_by_hand(scheme):
-    assert {l.name: l.budget for l in layers(scheme)} == BUDGETS_AT_0_3[scheme]
+    budgets = {l.name: l.budget for l in layers(scheme)}
+    assert budgets == BUDGETS_AT_0_3[scheme]
+    assert all(type(b) is int for b in budgets.values())
 
 
 @pytest.mark.parametrize("scheme", list(NM_BUDGETS))
 def test_n_m_budget_by_hand(scheme):
     conv, fc = layers(scheme, ratio=None)
     assert (conv.budget, fc.budget) == NM_BUDGETS[scheme]
+    assert type(conv.budget) is int and type(fc.budget) is int
     assert conv.ratio == fc.ratio == Scheme.parse(scheme).nm_ratio
 
 

@@ -165,7 +165,7 @@ def test_target_rate_with_every_selected_layer_pinned_is_refused():
 
 
 def test_a_non_n_m_entry_without_a_ratio_is_refused():
-    with pytest.raises(ConfigError, match=r"prune_ratios\['fc.weight'\] = None is not a number"):
+    with pytest.raises(ConfigError, match=r"^the sparsity config: prune_ratios\['fc.weight'\] = None is not a number"):
         SparsityConfig.from_dict({"prune_ratios": {"fc.weight": {"scheme": "filter"}}})
 
 
@@ -197,3 +197,8 @@ def test_the_suggestion_for_an_unknown_name():
 
 def test_to_dict_names_the_default_scheme():
     assert SparsityConfig.from_dict({"prune_ratios": {"fc.weight": 0.5}}).to_dict()["scheme"] == "irregular"
+    assert SparsityConfig.uniform(0.5).to_dict() == {"prune_ratios": {"*.weight": 0.5}, "scheme": "irregular"}
+
+
+def test_no_masks_keep_nothing():
+    assert Masks(dict(TwoLayers().named_parameters()), {}).kept() == {}
