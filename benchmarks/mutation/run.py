@@ -120,19 +120,24 @@ def write_settings(work: Path, tests: list[str], limits: tuple[float, float]) ->
     (work / "pyproject.toml").write_text(SETTINGS.format(modules=as_toml(MODULES), tests=as_toml(tests), multiplier=multiplier, constant=constant))
 
 
+def copy_tests(folder: Path, tests: list[str]) -> None:
+    (folder / "tests").mkdir(parents=True, exist_ok=True)
+    for test in ["tests/conftest.py", *tests]:
+        shutil.copy2(ROOT / test, folder / test)
+    with open(folder / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(CONFTEST_TAIL)
+
+
 def prepare(work: Path, tests: list[str]) -> None:
     """Fill ``work`` with the undecorated core, the tests and the mutmut settings."""
     if work.exists():
         shutil.rmtree(work)
-    (work / "tests").mkdir(parents=True)
+    work.mkdir(parents=True)
     shutil.copytree(ROOT / "core", work / "core", ignore=shutil.ignore_patterns("__pycache__"))
     for module in MODULES:
         path = work / module
         path.write_text(undecorate(path.read_text()))
-    for test in ["tests/conftest.py", *tests]:
-        shutil.copy2(ROOT / test, work / test)
-    with open(work / "tests" / "conftest.py", "a") as conftest:
-        conftest.write(CONFTEST_TAIL)
+    copy_tests(work, tests)
     write_settings(work, tests, FIRST_LIMITS)
 
 
@@ -141,6 +146,14 @@ def _tests_of(work: Path) -> list[str]:
     import tomllib
 
     return tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+
+
+def _limits_of(work: Path) -> tuple[float, float]:
+    """The time limits the scratch folder's last mutmut run used."""
+    import tomllib
+
+    settings = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return settings["timeout_multiplier"], settings["timeout_constant"]
 
 
 def readable_function(mangled: str) -> tuple[str, str]:
@@ -227,16 +240,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "mutation", help="scratch folder (emptied)")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="test files to run the mutants against")
     parser.add_argument("--report-only", action="store_true", help="no new pass: retry the timeouts of the last run in --work, then report")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="no new pass: copy the current test files into the last run's folder and run its survivors again")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     start = time.time()
-    if not args.report_only:
+    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or []
+    if args.rerun_survivors:
+        if _tests_of(work) != list(args.tests):
+            print("the test files differ from the last run's; run a full pass instead", file=sys.stderr)
+            return 2
+        copy_tests(work, args.tests)
+        copy_tests(work / "mutants", args.tests)
+        survivors = [m.name for m in collect(work) if m.status not in CAUGHT and not any(m.matches(e) for e in equivalent)]
+        os.chdir(ROOT)
+        print(f"running the {len(survivors)} survivors of the last run again")
+        code = mutmut_run(work, args.jobs, survivors) if survivors else 0
+        if code:
+            print(f"mutmut run failed with exit code {code}", file=sys.stderr)
+            return code
+    elif not args.report_only:
         prepare(work, args.tests)
         code = mutmut_run(work, args.jobs)
         if code:
             print(f"mutmut run failed with exit code {code}", file=sys.stderr)
             return code
-    retry = timed_out(work)
+    retry = timed_out(work) if _limits_of(work) != RETRY_LIMITS else []  # timeouts under generous limits are hangs
     if retry:
         print(f"\n{len(retry)} mutants ran out of time; running them again with generous limits")
         write_settings(work, _tests_of(work), RETRY_LIMITS)
@@ -244,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             print(f"mutmut run failed with exit code {code}", file=sys.stderr)
             return code
-    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or []
     score = report(collect(work), equivalent, time.time() - start)
     return 0 if score >= args.min_score else 1
 
