@@ -195,7 +195,7 @@ def test_the_suggestion_for_an_unknown_name():
         SparsityConfig.from_dict({"prune_ratios": {"xfc.w": 0.5}}).resolve(TwoLayers())
 
 
-def test_to_dict_names_the_default_scheme():
+def test_to_dict_and_uniform_name_the_default_scheme():
     assert SparsityConfig.from_dict({"prune_ratios": {"fc.weight": 0.5}}).to_dict()["scheme"] == "irregular"
     assert SparsityConfig.uniform(0.5).to_dict() == {"prune_ratios": {"*.weight": 0.5}, "scheme": "irregular"}
 
