@@ -46,7 +46,7 @@ bench: install
 
 # mutation testing of core's math (slr, admm, pruner, projections, masks, sparsity) against the
 # tests that reach each mutated function; prints the score and the survivors (a benchmark of the
-# tests, about half an hour on 2 cores; not part of make test)
+# tests, about 20 minutes on 2 cores; not part of make test)
 mutation: install
 	$(PY) benchmarks/mutation/run.py
 
