@@ -2,7 +2,7 @@
 
 Mutates the six modules that hold SLR's and ADMM's math (``MODULES``) and runs each mutant
 against the tests of ``TESTS`` that call the mutated function (mutmut records which tests
-reach which function in a first clean run). A benchmark, not a test: it takes tens of minutes.
+reach which function in a first clean run). A benchmark, not a test: about 20 minutes on 2 cores.
 
 It works in a scratch folder (default ``build/mutation``, emptied first), which holds a copy of
 ``core`` with the decorators mutmut skips rewritten away (see ``undecorate.py``), the test
@@ -11,6 +11,8 @@ out or crashed on it; mutants listed in ``equivalent.yaml`` (they cannot change 
 left out of it. Exits 1 when the score is below ``--min-score``.
 
     python benchmarks/mutation/run.py [--jobs 2] [--min-score 90] [--work build/mutation]
+    python benchmarks/mutation/run.py --rerun-survivors   # after writing a test for a survivor
+    python benchmarks/mutation/run.py --report-only       # the last report again
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from difflib import unified_diff
 from pathlib import Path
 
 import yaml
