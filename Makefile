@@ -28,7 +28,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 DEMO_TARGETS :=
 -include classification/targets.mk detection_yolo/targets.mk pointpillars_kitti/targets.mk lane_tusimple/targets.mk
 
-.PHONY: install test demo core-demo bench claims fidelity-figures clean
+.PHONY: install test demo core-demo bench claims fidelity-figures mutation clean
 
 install: $(INSTALLED)
 
@@ -52,6 +52,12 @@ fidelity-figures: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
+
+# mutation testing of core's math (slr, admm, pruner, projections, masks, sparsity) against the
+# tests that reach each mutated function; prints the score and the survivors (a benchmark of the
+# tests, about 20 minutes on 2 cores; not part of make test)
+mutation: install
+	$(PY) benchmarks/mutation/run.py
 
 clean:
 	rm -rf runs
