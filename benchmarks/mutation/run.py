@@ -45,6 +45,8 @@ TESTS = [
     "tests/test_core_budgets.py",
     "tests/test_core_sparsity_config_forms.py",
     "tests/test_core_edges.py",
+    "tests/test_core_user_cases.py",
+    "tests/test_core_authors.py",
 ]
 EQUIVALENT = HERE / "equivalent.yaml"
 CAUGHT = {"killed", "timeout", "segfault"}
