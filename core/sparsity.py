@@ -215,6 +215,9 @@ class SparsityConfig:
                 self._check_shape(name, params[name], scheme, sparse)
             if self.target_rate is None:  # an N:M scheme over the selection
                 chosen.update({n: (scheme.nm_ratio, scheme) for n in free})
+            elif not free:
+                raise ConfigError(f"{self.source}: target_rate given but include/exclude select no parameter to prune "
+                                  "beyond those prune_ratios names; include more layers or drop target_rate")
             else:
                 pinned = [PrunedLayer(n, params[n], r, s) for n, (r, s) in chosen.items()]
                 chosen.update(self._solve(pinned, [(n, params[n]) for n in free], scheme))

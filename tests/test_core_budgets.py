@@ -109,8 +109,11 @@ def test_ratio_one_is_refused_and_zero_keeps_everything():
         SparsityConfig.from_dict({"prune_ratios": {"fc.weight": {"ratio": 1.0, "scheme": "filter"}}})
     for layer in layers("irregular", ratio=0.0):
         assert layer.budget == layer.param.numel() and bool(layer.mask().all())
-    (almost,) = SparsityConfig.from_dict({"prune_ratios": {"fc.weight": 0.999}}).resolve(TwoLayers())
-    assert almost.budget == 80 - 80  # round(79.92) = 80: a ratio just below 1 may keep nothing
+    # round(79.92) = 80: a ratio just below 1 would keep nothing, which is refused (the layer would be emptied)
+    with pytest.raises(ConfigError, match=r"'fc.weight' would keep 0 of its 80 weights at ratio 0.999"):
+        SparsityConfig.from_dict({"prune_ratios": {"fc.weight": 0.999}}).resolve(TwoLayers())
+    (last,) = SparsityConfig.from_dict({"prune_ratios": {"fc.weight": 0.9875}}).resolve(TwoLayers())
+    assert last.budget == 1  # the largest ratio that keeps one weight
 
 
 @pytest.mark.parametrize("hyper,message", [

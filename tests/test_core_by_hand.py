@@ -11,6 +11,9 @@ from torch import nn
 
 from core import ADMM, SLR
 
+# these tests call update() without training in between, which warns by design
+pytestmark = pytest.mark.filterwarnings("ignore:.*no penalty gradient was added:core.errors.PruningWarning")
+
 CONFIG = {"prune_ratios": {"weight": 0.5}}
 
 

@@ -30,4 +30,6 @@ def test_to_dict_of_a_target_rate_keeps_include_and_exclude():
 
 def test_uniform_gives_every_match_the_same_ratio_and_scheme():
     assert resolved(SparsityConfig.uniform(0.25, scheme="channel")) == [("0.weight", 0.25, "channel"), ("2.weight", 0.25, "channel")]
-    assert resolved(SparsityConfig.uniform(0.5, include=("0.*",))) == [("0.weight", 0.5, "irregular"), ("0.bias", 0.5, "irregular")]
+    # a glob selects weights with >= 2 dims; a 1-D parameter is pruned only when named exactly
+    assert resolved(SparsityConfig.uniform(0.5, include=("0.*",))) == [("0.weight", 0.5, "irregular")]
+    assert resolved(SparsityConfig.uniform(0.5, include=("0.*", "0.bias"))) == [("0.weight", 0.5, "irregular"), ("0.bias", 0.5, "irregular")]
