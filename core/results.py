@@ -178,6 +178,14 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _invocation(argv: list[str]) -> list[str]:
+    """``argv`` with a package's ``__main__.py`` written back as ``-m package``."""
+    first = Path(argv[0]) if argv else None
+    if first is not None and first.name == "__main__.py":
+        return ["-m", first.parent.name, *argv[1:]]
+    return list(argv)
+
+
 def provenance() -> dict[str, Any]:
     """The command line, the code version and the machine of this process (``provenance.json``
     beside each results file)."""
@@ -197,7 +205,7 @@ def provenance() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]) if sys.argv else "",
+        "command": shlex.join([Path(sys.executable).name, *_invocation(sys.argv)]) if sys.argv else "",
         "cwd": os.getcwd(),
         "code_version": code_version(),
         "python": platform.python_version(),
