@@ -54,6 +54,9 @@ def test_tiny_run_on_digits_reuses_the_dense_model(tmp_path):
     assert abs(first["achieved_compression"]["pruned_layers"] - 4.0) < 0.01
     assert set(first["metrics"]["after_retraining"]) == {"top1", "top5", "loss"}
     assert first["config"]["task"]["experiment"] == "r18_cifar" and first["dataset"] == "sklearn-digits"
+    provenance = json.loads((tmp_path / "a" / runs[0][0] / "provenance.json").read_text())
+    assert provenance["code_version"] == first["code_version"] and provenance["resumed"] is False
+    assert provenance["cpu_count"] >= 1 and provenance["command"].startswith("python")
 
 
 def test_entry_point_user_errors(tmp_path, monkeypatch, capsys):
