@@ -24,12 +24,6 @@ class ADMM(DualPruner):
 
     method = "admm"
 
-    def __init__(self, model, config, rho: float = 0.1, update_every: int = 1, variant: str = "paper",
-                 amplify: bool | None = None) -> None:
-        super().__init__(model, config, rho=rho, update_every=update_every, variant=variant, amplify=amplify)
-        if self.variant == "authors":
-            self.method = "admm_authors"
-
     def _penalty_offset(self) -> list[torch.Tensor]:
         return [self.rho * (z - u) for z, u in zip(self.Z, self.dual)]  # rho (W - Z + U) = rho W - offset
 

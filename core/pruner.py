@@ -99,6 +99,8 @@ class DualPruner(ABC):
         from .authors import check_variant
 
         self.variant = check_variant(variant)
+        if self.variant == "authors":  # registered as slr_authors / admm_authors
+            self.method = f"{type(self).method}_authors"
         # the authors' code differentiates through its duals (core/authors.py); the paper does not
         self.amplify = (variant == "authors") if amplify is None else bool(amplify)
         if not rho > 0:

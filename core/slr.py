@@ -60,8 +60,6 @@ class SLR(DualPruner):
         if not s0 > 0:
             raise ConfigError(f"s0 = {s0} must be positive (paper: 1e-4)")
         super().__init__(model, config, rho=rho, update_every=update_every, variant=variant, amplify=amplify)
-        if self.variant == "authors":
-            self.method = "slr_authors"
         self.s0, self.M, self.r = float(s0), float(M), float(r)
         self.s = [self.s0] * len(self.layers)
         with torch.no_grad():
@@ -70,7 +68,7 @@ class SLR(DualPruner):
         # the authors' state (core/authors.py): W^{k-1} = 0 until the first update, then the live
         # weights; Z^{k-1} = 0; the previous and current epoch losses start at 0; their own k
         self.W_prev_live = False
-        self.Z_prev = [torch.zeros_like(z) for z in self.Z]
+        self.Z_prev = [torch.zeros_like(z) for z in self.Z] if self.variant == "authors" else []  # no copy for the paper's SLR
         self.loss_prev = self.loss_now = 0.0
         self.k_taken = 1
 
