@@ -39,7 +39,7 @@ test: install
 demo: install $(if $(DEMO_TARGETS),$(DEMO_TARGETS),core-demo)
 
 core-demo: install
-	$(PY) -m core.demo --out $(RUNS)/core_demo
+	$(PY) -m examples.digits_demo --out $(RUNS)/core_demo
 
 # the paper's claims judged on results files (figures/claims.py): RUNS=folder, default the fidelity study
 CLAIMS_RUNS ?= $(if $(filter command line,$(origin RUNS)),$(RUNS),docs/fidelity/results)

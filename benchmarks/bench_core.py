@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core import ADMM, SLR, SparsityConfig  # noqa: E402
-from core.projections import project  # noqa: E402
+from core.pruning.projections import project  # noqa: E402
 
 
 def cifar_resnet18() -> nn.Module:

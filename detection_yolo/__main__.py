@@ -21,8 +21,8 @@ import shutil
 import time
 from pathlib import Path
 
-from core.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
-from core.config import apply_overrides, load_run_config
+from core.harness.cli import ArgumentParser, add_common_args, methods_from_arg, resolve_data_root, set_threads
+from core.harness.config import apply_overrides, load_run_config
 from core.errors import UserError, exit_on_user_error
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import yaml
 
-from core.config import load_yaml, settings_digest
+from core.harness.config import load_yaml, settings_digest
 from core.errors import DataError
 
 __all__ = ["SplitReport", "resolve_data_yaml", "check_splits", "dataset_name", "SPLITS"]

@@ -1,10 +1,10 @@
 """The three-stage pipeline (dense, SLR/ADMM training + hard-pruning, masked retraining) run
 through Ultralytics' own trainer, and its results file in core's schema.
 
-``core.pipeline.run_pipeline`` owns the epoch loop, while Ultralytics must own it here (its
+``core.harness.pipeline.run_pipeline`` owns the epoch loop, while Ultralytics must own it here (its
 dataloaders, EMA, warm-up, validation and checkpoints), so each stage is one Ultralytics
 trainer from :mod:`detection_yolo.trainer`, and this module assembles the stages' ``stage.json``
-files into one ``results.json`` with the keys of :data:`core.results.REQUIRED_KEYS`.
+files into one ``results.json`` with the keys of :data:`core.harness.results.REQUIRED_KEYS`.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from core.errors import ConfigError, DataError
-from core.grid import run_name
-from core.pipeline import PruningRecipe
-from core.results import build_results, read_results, write_results
-from core.run_log import RunLogger
-from core.snapshots import SNAPSHOT_FILE, pick_layers, save_snapshots, weight_snapshot
+from core.harness.grid import run_name
+from core.harness.pipeline import PruningRecipe
+from core.harness.results import build_results, read_results, write_results
+from core.harness.run_log import RunLogger
+from core.harness.snapshots import SNAPSHOT_FILE, pick_layers, save_snapshots, weight_snapshot
 
 from .data import coco128_data_yaml, generate_shapes_dataset
 from .data_check import check_splits, dataset_name, resolve_data_yaml

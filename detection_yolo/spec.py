@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from core import SparsityConfig
 from core.errors import ConfigError
-from core.methods import get_method
+from core.pruning.methods import get_method
 
 from .layers import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 

@@ -45,10 +45,11 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, callbacks
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
-from core import Masks, build_pruner, compression_stats, distributed
+from core import Masks, build_pruner, compression_stats
+from core.harness import distributed
 from core.errors import ConfigError
-from core.pipeline import history_row, rng_state, set_rng_state
-from core.results import atomic_torch_save, atomic_write
+from core.harness.pipeline import history_row, rng_state, set_rng_state
+from core.harness.results import atomic_torch_save, atomic_write
 
 from .data_errors import data_error
 from .layers import expand_patterns

@@ -235,7 +235,7 @@ def claims_markdown(results: Sequence[Mapping[str, Any]], source: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from core.cli import ArgumentParser
+    from core.harness.cli import ArgumentParser
 
     parser = ArgumentParser(prog="python -m figures.claims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("docs/fidelity/results"), help="folder searched for results.json files")

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from core.errors import DataError
-from core.results import read_results
+from core.harness.results import read_results
 
 __all__ = ["collect_results", "task_results", "runs_out_parser", "paper_numbers", "mean_std", "render_table", "write_table", "save_figure", "metric"]
 
@@ -39,7 +39,7 @@ def runs_out_parser(doc: str | None, runs_help: str = "folder with the runs' res
     """An argument parser with the ``--runs`` and ``--out`` every table and figure module takes."""
     import argparse
 
-    from core.cli import ArgumentParser
+    from core.harness.cli import ArgumentParser
 
     parser = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=runs is None, default=runs, help=runs_help)

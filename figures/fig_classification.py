@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from core.cli import ArgumentParser  # noqa: E402
+from core.harness.cli import ArgumentParser  # noqa: E402
 from core.errors import DataError, exit_on_user_error  # noqa: E402
 from figures.common import metric, paper_numbers, save_figure  # noqa: E402
 from figures.table1 import classification_results, experiment_of  # noqa: E402

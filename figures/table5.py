@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.cli import ArgumentParser
+from core.harness.cli import ArgumentParser
 from core.errors import exit_on_user_error
 from figures.common import mean_std, metric, paper_numbers, write_table
 from figures.table1 import STAGES, classification_results

@@ -1,4 +1,4 @@
-"""The pipeline's task interface for UFLD on TuSimple (core.pipeline.Task)."""
+"""The pipeline's task interface for UFLD on TuSimple (core.harness.pipeline.Task)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from core.errors import ConfigError
-from core.pipeline import PruningRecipe, rng_state, set_rng_state
-from core.results import atomic_torch_save, load_state, read_checkpoint
+from core.harness.pipeline import PruningRecipe, rng_state, set_rng_state
+from core.harness.results import atomic_torch_save, load_state, read_checkpoint
 
 from .augment import UFLDAugment
 from .dataset import TuSimpleDataset

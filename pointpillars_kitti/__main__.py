@@ -13,11 +13,11 @@ import argparse
 from pathlib import Path
 
 
-from core.cli import ArgumentParser, add_common_args, dataset_dir, methods_from_arg, resolve_data_root, set_threads
-from core.config import apply_overrides, load_run_config
+from core.harness.cli import ArgumentParser, add_common_args, dataset_dir, methods_from_arg, resolve_data_root, set_threads
+from core.harness.config import apply_overrides, load_run_config
 from core.errors import ConfigError, exit_on_user_error
-from core.grid import run_grid, run_name
-from core.pipeline import PruningRecipe
+from core.harness.grid import run_grid, run_name
+from core.harness.pipeline import PruningRecipe
 
 from .synthetic import generate_kitti_scenes
 from .task import KittiTask

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from core.config import load_run_config
+from core.harness.config import load_run_config
 from core.errors import DataError, exit_on_user_error
 
 from .boxes import fov_mask

@@ -1,4 +1,4 @@
-"""The pipeline's task interface (``core.pipeline.Task``) for PointPillars on KITTI."""
+"""The pipeline's task interface (``core.harness.pipeline.Task``) for PointPillars on KITTI."""
 from __future__ import annotations
 
 import copy
@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.config import settings_digest
+from core.harness.config import settings_digest
 from core.errors import CheckpointError, ConfigError
-from core.pipeline import seed_everything
-from core.results import atomic_torch_save, load_state, read_checkpoint
+from core.harness.pipeline import seed_everything
+from core.harness.results import atomic_torch_save, load_state, read_checkpoint
 
 from .dataset import KittiFrames, collate, predictions_to_annos
 from .kitti_eval import evaluate_kitti

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from core.config import apply_overrides, load_run_config
+from core.harness.config import apply_overrides, load_run_config
 
 from .synthetic import generate_kitti_scenes
 from .task import PRIMARY_METRIC, KittiTask

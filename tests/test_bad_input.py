@@ -36,7 +36,7 @@ LANE_LABELS = ["--profile", "paper", "--no-progress", "--set", "data.train_label
 
 ENTRIES = {"classification": "classification.__main__", "lane_tusimple": "lane_tusimple.__main__",
            "pointpillars_kitti": "pointpillars_kitti.__main__", "detection_yolo": "detection_yolo.__main__",
-           "core.demo": "core.demo", "figures.table1": "figures.table1", "figures.table4": "figures.table4"}
+           "examples.digits_demo": "examples.digits_demo", "figures.table1": "figures.table1", "figures.table4": "figures.table4"}
 
 
 # --- bad files ------------------------------------------------------------------------------
@@ -185,18 +185,18 @@ CASES = [
     Case("malformed-config-yaml", "lane_tusimple",
          lambda c: ["--config", str(c.write("run.yaml", "pruning: {rates: [1.82,\nepochs: 3\n")), *out(c)],
          ("run.yaml", "malformed YAML at line"), ("fix the syntax",), subprocess=True),
-    Case("malformed-sparsity-yaml", "core.demo",
+    Case("malformed-sparsity-yaml", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: 0.5\n   2.weight: 0.5\n")), *out(c)],
          ("ratios.yaml", "malformed YAML at line 3"), ("fix the syntax",)),
     Case("ratio-1.5", "classification", lambda c: [*CLS_TINY, "--set", "sparsity.prune_ratios={fc.weight: 1.5}", *out(c)],
          ("prune_ratios['fc.weight'] = 1.5", "outside [0, 1)"), ("fraction of weights removed", "target_rate")),
-    Case("negative-ratio", "core.demo",
+    Case("negative-ratio", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: -0.2\n")), *out(c)],
          ("ratios.yaml", "prune_ratios['0.weight'] = -0.2", "outside [0, 1)"), ("fraction of weights removed",)),
-    Case("unknown-layer", "core.demo",
+    Case("unknown-layer", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: 0.8\n  3.weight: 0.5\n")), *out(c)],
          ("ratios.yaml", "'3.weight' matches no parameter"), ("did you mean '4.weight'", "named_parameters")),
-    Case("unreachable-target-rate", "core.demo", lambda c: ["--rate", "1e6", *out(c)],
+    Case("unreachable-target-rate", "examples.digits_demo", lambda c: ["--rate", "1e6", *out(c)],
          ("target rate 1000000.0x is unreachable", "reachable: 1x to about"), ("lower target_rate or include more layers",)),
     Case("unknown-scheme", "classification", lambda c: [*CLS_TINY, "--set", "sparsity.scheme=diagonal", *out(c)],
          ("unknown sparsity scheme 'diagonal'",), ("use one of irregular", "2:4")),
@@ -338,5 +338,5 @@ def test_bad_input_is_one_line_naming_the_fix(case, tmp_path, kitti_scenes, requ
 
 def test_every_task_folder_core_and_figures_have_cases():
     entries = {c.entry.split(".")[0] if c.entry.startswith("figures") else c.entry for c in CASES}
-    assert entries == {"core.demo", "classification", "pointpillars_kitti", "lane_tusimple", "detection_yolo", "figures"}
+    assert entries == {"examples.digits_demo", "classification", "pointpillars_kitti", "lane_tusimple", "detection_yolo", "figures"}
     assert len(CASES) >= 18 and sum(c.subprocess for c in CASES) >= 2

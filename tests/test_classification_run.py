@@ -9,7 +9,7 @@ from classification.__main__ import main
 from classification.data import load_data
 from classification.experiments import expand_runs, load_table
 from classification.task import ClassificationTask
-from core.grid import run_grid
+from core.harness.grid import run_grid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

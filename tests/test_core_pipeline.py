@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from core import CheckpointError, DataError
-from core.demo import DigitsTask
-from core.pipeline import PruningRecipe, run_pipeline
-from core.results import REQUIRED_KEYS, read_results, reproducible_part, write_results
+from examples.digits_demo import DigitsTask
+from core.harness.pipeline import PruningRecipe, run_pipeline
+from core.harness.results import REQUIRED_KEYS, read_results, reproducible_part, write_results
 
 SPARSITY = {"target_rate": 4.0, "include": ["0.weight", "2.weight"]}
 
@@ -66,7 +66,7 @@ def test_results_schema_is_enforced(tmp_path):
 
 
 def test_user_error_is_one_line_and_exit_code_2():
-    proc = subprocess.run([sys.executable, "-m", "core.demo", "--rate", "0.5"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "examples.digits_demo", "--rate", "0.5"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --rate 0.5 must be >= 1"]
 
@@ -86,7 +86,7 @@ def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
             super().train_one_epoch(model, optimizer, epoch, stage)
             return float("nan") if epoch == 1 else 1.0
 
-    from core.pipeline import TrainingDiverged
+    from core.harness.pipeline import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="training loss is nan in prune epoch 1"):
         run_pipeline(Diverging(dense_epochs=1), recipe(), tmp_path, progress=False)
@@ -94,7 +94,7 @@ def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
 
 
 def test_grid_resume_reuses_finished_runs_only_with_the_same_recipe(tmp_path):
-    from core.grid import run_grid
+    from core.harness.grid import run_grid
 
     first = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, progress=False)
     again = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, resume=True, progress=False)

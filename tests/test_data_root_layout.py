@@ -5,7 +5,7 @@ from pathlib import Path
 
 from classification.__main__ import _data_path
 from classification.experiments import load_table
-from core.cli import dataset_dir
+from core.harness.cli import dataset_dir
 from lane_tusimple.__main__ import tusimple_root
 from pointpillars_kitti.__main__ import kitti_root
 from pointpillars_kitti.kitti_io import frame_ids

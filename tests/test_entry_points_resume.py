@@ -8,7 +8,7 @@ real processes."""
 
 import pytest
 
-from core.results import read_results, reproducible_part
+from core.harness.results import read_results, reproducible_part
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -67,7 +67,7 @@ def test_dense_model_is_cached_and_a_cached_run_repeats_the_numbers(tmp_path, ca
 
 
 def test_paper_profile_trains_the_dense_model_on_openpcdets_schedule_and_evaluates_every_epoch():
-    from core.config import load_run_config
+    from core.harness.config import load_run_config
     from pointpillars_kitti.__main__ import CONFIG
     cfg = load_run_config(CONFIG, "paper")
     assert cfg["dense_checkpoint"] is None and cfg["dense_epochs"] == 80  # no checkpoint: trained here, then cached

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import load_run_config
+from core.harness.config import load_run_config
 from pointpillars_kitti.augment import GTDatabase, random_flip_x, random_rotation, random_scaling
 from pointpillars_kitti.boxes import points_in_boxes
 from pointpillars_kitti.kitti_io import read_points

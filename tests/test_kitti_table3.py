@@ -1,7 +1,7 @@
 """figures/table3.py: our numbers from results files beside the paper's Table 3."""
 from __future__ import annotations
 
-from core.results import REQUIRED_KEYS, write_results
+from core.harness.results import REQUIRED_KEYS, write_results
 from figures.table3 import main, official_rows, table3_rows
 
 

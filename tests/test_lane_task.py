@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import apply_overrides, load_run_config
-from core.pipeline import run_pipeline
-from core.results import read_results
+from core.harness.config import apply_overrides, load_run_config
+from core.harness.pipeline import run_pipeline
+from core.harness.results import read_results
 from lane_tusimple.__main__ import DEFAULT_CONFIG, build_recipes
 from lane_tusimple.synthetic import ensure_synthetic_tusimple, make_frame, tusimple_h_samples
 from lane_tusimple.task import LaneTask, build_datasets
@@ -77,7 +77,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_table4_reads_results_and_prints_the_papers_numbers(tmp_path):
-    from core.results import SCHEMA_VERSION, write_results
+    from core.harness.results import SCHEMA_VERSION, write_results
     from figures.table4 import main as table4
 
     for method, acc in (("slr", 80.0), ("admm", 70.0)):

@@ -8,7 +8,7 @@ from detection_yolo.ultralytics_env import prepare_ultralytics
 prepare_ultralytics(tempfile.mkdtemp(prefix="yolo_cfg_"))  # before anything imports Ultralytics
 
 from detection_yolo.__main__ import main  # noqa: E402
-from core.snapshots import pick_layers  # noqa: E402
+from core.harness.snapshots import pick_layers  # noqa: E402
 
 
 def _exit_line(capsys, argv):
@@ -49,7 +49,7 @@ def test_pick_layers_spreads_evenly():
 
 
 def test_help_example_sets_every_runs_epochs(tmp_path, capsys):
-    from core.config import apply_overrides, load_run_config
+    from core.harness.config import apply_overrides, load_run_config
     from detection_yolo.__main__ import CONFIG_DIR
     from detection_yolo.pipeline import make_recipe, table_runs
 

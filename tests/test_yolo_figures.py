@@ -1,6 +1,6 @@
 """Table 2 and Figure 4 from hand-made detection_yolo results files."""
 
-from core.results import SCHEMA_VERSION, write_results
+from core.harness.results import SCHEMA_VERSION, write_results
 from figures.common import collect_results, paper_numbers
 from figures.fig_yolo import figure4, retrain_curve
 from figures.table2 import table2_rows

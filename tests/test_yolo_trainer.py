@@ -122,7 +122,7 @@ def test_pipeline_offline_prunes_retrains_and_reloads_sparse(tmp_path, no_networ
     from ultralytics import YOLO
 
     from core import compression_stats
-    from core.results import read_results
+    from core.harness.results import read_results
     from detection_yolo.pipeline import run_table
 
     results = run_table(TINY_CONFIG, ["slr"], [0], tmp_path)

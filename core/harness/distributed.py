@@ -23,7 +23,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..pruning.ranks import all_reduce_sum, is_distributed, is_main, mean_over_ranks, rank, world_size
 
 __all__ = ["init_from_env", "destroy", "is_distributed", "rank", "local_rank", "world_size", "is_main", "barrier",
            "all_reduce_sum", "mean_over_ranks", "broadcast_object", "all_gather_object", "wrap_ddp",
@@ -77,48 +78,14 @@ def destroy() -> None:
         dist.destroy_process_group()
 
 
-def is_distributed() -> bool:
-    """Whether a process group is initialized (with any number of processes)."""
-    return dist.is_available() and dist.is_initialized()
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
 def local_rank() -> int:
     return _env_int("LOCAL_RANK", 0) if is_distributed() else 0
-
-
-def is_main() -> bool:
-    """Rank 0, the process that writes results, checkpoints, logs and progress bars."""
-    return rank() == 0
 
 
 def barrier() -> None:
     """Wait for every rank (no-op in one process)."""
     if world_size() > 1:
         dist.barrier()
-
-
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum ``tensor`` over ranks in place and return it (unchanged in one process)."""
-    if world_size() > 1:
-        dist.all_reduce(tensor)
-    return tensor
-
-
-def mean_over_ranks(value: "float | Tensor", device: "torch.device | None" = None) -> float:
-    """``value`` as a float, averaged over ranks when there are several (one collective)."""
-    if world_size() > 1:
-        total = torch.as_tensor(value, dtype=torch.float64, device=device).detach().clone()
-        dist.all_reduce(total)
-        return float(total) / world_size()
-    return float(value)
 
 
 def broadcast_object(obj: T, src: int = 0) -> T:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
 from .masks import HookHandles, Masks
 from .projections import Scheme, sparsity_mask
 from .pruner import as_sparsity_config

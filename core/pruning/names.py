@@ -17,7 +17,7 @@ from typing import Iterable
 
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["WRAPPER_COMPONENTS", "normalize_name", "ParameterNames"]
 

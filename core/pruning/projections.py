@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Scheme", "topk_mask", "keep_count", "scheme_units", "sparsity_mask", "project"]
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .errors import CheckpointError, DataError
+from ..errors import CheckpointError, DataError
 
 __all__ = ["SCHEMA_VERSION", "REQUIRED_KEYS", "build_results", "jsonable", "format_summary", "atomic_write", "write_results", "read_results", "code_version", "atomic_torch_save", "RUN_SPECIFIC_KEYS", "reproducible_part", "provenance",
            "read_checkpoint", "load_state"]

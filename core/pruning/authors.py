@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .pruner import squared_norms_and_inner
 
 if TYPE_CHECKING:

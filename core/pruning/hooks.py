@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["HookHandles", "Attachment", "AttachedOptimizers", "held_indices"]
 

@@ -16,16 +16,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .cli import ArgumentParser
-from .errors import ConfigError, exit_on_user_error
-from .grid import run_grid
-from .pipeline import PruningRecipe
-from .pruner import as_sparsity_config
-from .results import format_summary
+from core.errors import ConfigError, exit_on_user_error
+from core.harness.cli import ArgumentParser
+from core.harness.grid import run_grid
+from core.harness.recipe import PruningRecipe
+from core.harness.results import format_summary
+from core.harness.task import PipelineTask
+from core.pruning.pruner import as_sparsity_config
 
 
-class DigitsTask:
-    """The pipeline's task interface for a small MLP on scikit-learn's digits."""
+class DigitsTask(PipelineTask):
+    """A small MLP on scikit-learn's digits: the five hooks a task implements."""
 
     task = "core_demo"
     model_name = "mlp-64-128-64-10"
@@ -44,39 +45,20 @@ class DigitsTask:
         self.train = TensorDataset(x[train], y[train])
         self.test = (x[test], y[test])
         self.lr, self.batch_size, self.dense_epochs = lr, batch_size, dense_epochs
-        self._dense_state = None
-
-    def config(self) -> dict:
-        return {"lr": self.lr, "batch_size": self.batch_size, "dense_epochs": self.dense_epochs}
+        self.settings = {"lr": lr, "batch_size": batch_size, "dense": {"epochs": dense_epochs}}
 
     def new_model(self) -> nn.Module:
-        """The MLP with fresh weights."""
         return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-
-    def build_model(self) -> nn.Module:
-        model = self.new_model()
-        if self._dense_state is None:  # train the dense model once, reuse it for every method
-            optimizer, _ = self.build_optimizer(model, "dense")
-            for epoch in range(self.dense_epochs):
-                self.train_one_epoch(model, optimizer, epoch, "dense")
-            self._dense_state = {k: v.clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(self._dense_state)
-        return model
 
     def build_optimizer(self, model: nn.Module, stage: str):
         return torch.optim.Adam(model.parameters(), lr=self.lr), None
 
-    def train_one_epoch(self, model: nn.Module, optimizer, epoch: int, stage: str) -> float:
-        model.train()
-        total, count = 0.0, 0
-        for x, y in DataLoader(self.train, batch_size=self.batch_size, shuffle=True):
-            loss = nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            count += len(y)
-        return total / count
+    def train_batches(self, stage: str, epoch: int, seed: int) -> DataLoader:
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
+
+    def batch_loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+        x, y = batch
+        return nn.functional.cross_entropy(net(x), y), len(y)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -87,7 +69,7 @@ class DigitsTask:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m core.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m examples.digits_demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/core_demo"))
     parser.add_argument("--rate", type=float, default=8.0, help="target compression of the hidden layers")
     parser.add_argument("--sparsity", type=Path, default=None,
@@ -104,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     recipes = [(method, PruningRecipe(method=method, sparsity=sparsity, epochs=args.epochs, retrain_epochs=args.retrain_epochs, seed=args.seed))
                for method in ("slr", "admm")]
     task = DigitsTask()
-    rows = run_grid(lambda recipe: task, recipes, args.out, resume=args.resume, progress=not args.no_progress)
+    rows = run_grid(lambda recipe: task, recipes, args.out, resume=args.resume, progress=not args.no_progress, dense_dir=args.out / "dense")
     pruned = f"as {args.sparsity} says" if args.sparsity else f"{args.rate}x over the hidden layers"
     print(f"\nSLR vs ADMM, MLP on digits, {pruned} (top-1 %, test split of 397 images)")
     print(format_summary(rows))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .results import atomic_torch_save
-from .sparsity import normalize_name
+from ..pruning.sparsity import normalize_name
 
 __all__ = ["SNAPSHOT_FILE", "SNAPSHOT_STAGES", "pick_layers", "weight_snapshot", "save_snapshots"]
 

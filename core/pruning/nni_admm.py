@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
 from .masks import HookHandles, Masks
 from .pruner import as_sparsity_config
 from .sparsity import PrunedLayer, normalize_name

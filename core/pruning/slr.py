@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .pruner import DualPruner, squared_norms_and_inner
 
 __all__ = ["SLR", "slr_alpha", "slr_stepsize"]

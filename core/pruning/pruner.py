@@ -26,8 +26,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from .distributed import mean_over_ranks
-from .errors import CheckpointError, ConfigError, PruningWarning, TrainingDiverged
+from .ranks import mean_over_ranks
+from ..errors import CheckpointError, ConfigError, PruningWarning, TrainingDiverged
 from .hooks import AttachedOptimizers, HookHandles
 from .masks import Masks
 from .sparsity import PrunedLayer, SparsityConfig

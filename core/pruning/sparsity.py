@@ -43,8 +43,8 @@ from typing import Any, Iterable, Mapping
 
 from torch import Tensor, nn
 
-from .config import load_yaml
-from .errors import ConfigError
+from .yaml_file import load_yaml
+from ..errors import ConfigError
 from .names import ParameterNames, normalize_name
 from .projections import Scheme, keep_count, project, scheme_units, sparsity_mask
 from .rate_solver import allocate_units

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from .config import PROFILES
-from .errors import USER_ERROR_EXIT_CODE, ConfigError, DataError
+from ..errors import USER_ERROR_EXIT_CODE, ConfigError, DataError
 
 __all__ = ["ArgumentParser", "add_common_args", "resolve_data_root", "dataset_dir", "methods_from_arg", "set_threads"]
 
