@@ -82,7 +82,8 @@ def figure1(results: Sequence[dict[str, Any]], experiment: str | None = "r18_cif
             ax.plot(*zip(*ref), linestyle="--", marker="x", color=COLORS[method], alpha=0.6, label=f"{method.upper()} (paper)")
     ax.set_xlabel("compression rate (×)")
     ax.set_ylabel(f"{chosen[0]['primary_metric']} accuracy after hard-pruning (%)")
-    ax.set_title(f"Figure 1: {chosen[0]['model']} on {chosen[0]['dataset']} ({chosen[0]['profile']})")
+    ax.set_title(f"Figure 1: accuracy after hard-pruning vs compression rate\n{chosen[0]['model']} on {chosen[0]['dataset']} "
+                 f"(profile {chosen[0]['profile']})" + ("; dashed: paper, Table 7" if paper else ""), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
@@ -99,7 +100,8 @@ def figure2(results: Sequence[dict[str, Any]], experiment: str | None = "r18_ima
     any_r = next(iter(chosen.values()))
     ax.set_xlabel("epoch")
     ax.set_ylabel("constraint violation ||W - Z||")
-    ax.set_title(f"Figure 2: {any_r['model']} on {any_r['dataset']}, {any_r['target_compression']:g}×")
+    ax.set_title(f"Figure 2: constraint violation per epoch, SLR vs ADMM\n{any_r['model']} on {any_r['dataset']}, "
+                 f"{any_r['target_compression']:g}× (profile {any_r['profile']})", fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -221,7 +223,7 @@ def draw(name: str, results: Sequence[dict[str, Any]], experiment: str | None = 
         return figure7(results)
     if name in CURVE_FIGURES:
         default, label = CURVE_FIGURES[name]
-        return training_curves(results, experiment or default, f"Figure {name[6:]}: SLR vs ADMM, {label}")
+        return training_curves(results, experiment or default, f"Figure {name[6:]}: SLR vs ADMM losses and accuracy in training and retraining, {label}")
     raise DataError(f"unknown figure '{name}'; choose from {', '.join(FIGURES)}")
 
 
