@@ -8,6 +8,9 @@ export PROFILE ?= smoke
 SAMPLE_DATA ?= $(abspath $(wildcard ../shared/data))
 export SLR_DATA_ROOT ?= $(SAMPLE_DATA)
 RUNS ?= runs/$(PROFILE)
+# DEVICE=cpu|cuda|cuda:1 for every task's runs (default: each config's `device`, auto: a GPU when visible)
+DEVICE ?=
+DEVICE_ARG = $(if $(DEVICE),--device $(DEVICE))
 FIGURES ?= $(RUNS)/figures
 
 # Every target runs in the project's virtual environment, built before anything else runs

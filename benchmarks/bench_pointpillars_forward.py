@@ -1,6 +1,6 @@
 """Seconds per frame of the full-size PointPillars on a real KITTI frame on CPU (a measurement, not a test).
 
-    SLR_DATA_ROOT=../shared/data python -m pointpillars_kitti.bench_forward [--frame 000002] [--repeats 3] [--threads 2]
+    SLR_DATA_ROOT=../shared/data python benchmarks/bench_pointpillars_forward.py [--frame 000002] [--repeats 3] [--threads 2]
 
 Times voxelization, the network forward pass and decoding + NMS separately (eval mode,
 40000 test pillars, the camera field of view only as in training).
@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from core.harness.config import load_run_config
-from core.errors import DataError, exit_on_user_error
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from .boxes import fov_mask
-from .kitti_io import read_calib, read_image_size, read_points
-from .model import PointPillars
+from core.errors import DataError, exit_on_user_error  # noqa: E402
+from core.harness.config import load_run_config  # noqa: E402
+from pointpillars_kitti.boxes import fov_mask  # noqa: E402
+from pointpillars_kitti.kitti_io import read_calib, read_image_size, read_points  # noqa: E402
+from pointpillars_kitti.model import PointPillars  # noqa: E402
 
-CONFIG = Path(__file__).resolve().parent / "configs" / "pointpillars.yaml"
+CONFIG = ROOT / "pointpillars_kitti" / "configs" / "pointpillars.yaml"
 
 
 @exit_on_user_error

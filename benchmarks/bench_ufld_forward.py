@@ -1,6 +1,6 @@
 """Forward time of UFLD per 288x800 frame on CPU (inference: no auxiliary branch, batch 1).
 
-    python -m lane_tusimple.benchmark_forward [--threads 1 2] [--repeats 10] [--width 64]
+    python benchmarks/bench_ufld_forward.py [--threads 1 2] [--repeats 10] [--width 64]
 
 Prints the median and minimum over ``--repeats`` timed forwards after two warm-up forwards,
 for each thread count. A benchmark, not a test: timings depend on the machine and its load.
@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from .model import UFLD, UFLDConfig
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lane_tusimple.model import UFLD, UFLDConfig  # noqa: E402
 
 
 def time_forward(model: torch.nn.Module, frame: torch.Tensor, repeats: int) -> list[float]:

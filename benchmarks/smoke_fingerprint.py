@@ -2,8 +2,9 @@
 
 A structural change proves itself by identical results: record before, run the same command
 after, compare. The reproducible part is the results file without its run-specific keys
-(``core.harness.results.reproducible_part``: wall times and the code version); paths under the
-runs folder are written relative to it, so two runs in different folders compare.
+(``core.harness.results.reproducible_part``: wall times and the code version). Files are matched
+by what they are runs of (task, model, method, rate, seed, sweep point; :func:`run_key`), not by
+their folders, and paths under the runs folder are written relative to it, so two layouts compare.
 
     make demo RUNS=runs/before && python benchmarks/smoke_fingerprint.py record runs/before -o before.json
     make demo RUNS=runs/after  && python benchmarks/smoke_fingerprint.py compare runs/after before.json [--ignore config]
@@ -35,10 +36,26 @@ def _relative(value: Any, root: str) -> Any:
     return value
 
 
+def run_key(results: dict[str, Any], relative: Path) -> str:
+    """What a results file is a run of, whatever folder layout wrote it: the task folder (and for
+    classification the table and experiment folders), model, method, rate, seed and sweep point."""
+    parts = relative.parts
+    where = "/".join(parts[-5:-2]) if results["task"] == "classification" else results["task"]  # classification/<table>/<experiment>
+    sweep = ((results.get("config") or {}).get("recipe") or {}).get("extra", {}).get("sweep") or {}
+    point = "_".join(f"{k}-{v}" for k, v in sorted(sweep.items()))
+    return f"{where}|{results['model']}|{results['method']}|{results['target_compression']}|seed{results['seed']}|{point}"
+
+
 def fingerprint(runs: Path) -> dict[str, Any]:
-    """``relative path of each results.json -> its reproducible part`` under ``runs``."""
-    root = str(runs.resolve())
-    return {str(p.relative_to(runs)): _relative(reproducible_part(read_results(p)), root) for p in sorted(runs.rglob("results.json"))}
+    """``run key -> reproducible part`` of every results.json under ``runs`` (:func:`run_key`)."""
+    root, prints = str(runs.resolve()), {}
+    for path in sorted(runs.rglob("results.json")):
+        results = read_results(path)
+        key = run_key(results, path.relative_to(runs))
+        if key in prints:
+            raise SystemExit(f"two results files are runs of {key}; the fingerprint cannot tell them apart")
+        prints[key] = _relative(reproducible_part(results), root)
+    return prints
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:

@@ -14,7 +14,7 @@ CLS_FIG = $(PY) -m figures.fig_classification
 
 # one grid of runs per table; the stamp is renewed when the table's config or the code changes
 $(CLS_RUNS)/%/.done: classification/configs/%.yaml $(CLS_SOURCES)
-	$(PY) -m classification --table $* --profile $(PROFILE) --out $(CLS_RUNS)/$* $(CLS_DATA_ARG) $(CLS_ARGS)
+	$(PY) -m classification --table $* --profile $(PROFILE) --out $(CLS_RUNS)/$* $(CLS_DATA_ARG) $(DEVICE_ARG) $(CLS_ARGS)
 	touch $@
 
 table1 table5 table6 table7 table8: table%: $(CLS_RUNS)/table%/.done

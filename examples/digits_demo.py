@@ -1,6 +1,6 @@
 """A one-minute example of the core API and pipeline: SLR vs ADMM on scikit-learn's digits.
 
-    python -m core.demo [--out runs/core_demo] [--rate 8] [--sparsity my_ratios.yaml]
+    python -m examples.digits_demo [--out runs/core_demo] [--rate 8] [--sparsity my_ratios.yaml]
 
 The 1,797 8x8 digit images ship inside scikit-learn, so nothing is downloaded. A small MLP is
 trained dense, then pruned to ``--rate``x over its two hidden layers with SLR and with ADMM,
@@ -32,6 +32,7 @@ class DigitsTask(PipelineTask):
     model_name = "mlp-64-128-64-10"
     dataset_name = "sklearn-digits"
     primary_metric = "top1"
+    dense_keys = ("lr", "batch_size", "dense")  # what the dense model trained here depends on (its cache file's digest)
 
     def __init__(self, lr: float = 0.01, batch_size: int = 64, dense_epochs: int = 15) -> None:
         from sklearn.datasets import load_digits
