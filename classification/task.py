@@ -10,6 +10,7 @@ floating-point summation order) and resumes from a checkpoint to the same number
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -151,13 +152,22 @@ class ClassificationTask(PipelineTask):
 
     # the pipeline's hooks -------------------------------------------------------------------
     def new_model(self) -> nn.Module:
-        """The architecture with fresh weights (ImageNet weights when ``model.pretrained``)."""
+        """The architecture with fresh weights (ImageNet weights when ``model.pretrained``, unless a
+        ``dense.checkpoint`` replaces them: they are then not fetched)."""
         cfg = self.settings["model"]
+        pretrained = bool(cfg.get("pretrained", False)) and not (self.settings.get("dense") or {}).get("checkpoint")
         model = build_model(cfg["arch"], self.data.num_classes, float(cfg.get("width", 1.0)), cfg.get("stem", "cifar"),
-                            bool(cfg.get("pretrained", False))).to(self.device)
+                            pretrained).to(self.device)
         if self.channels_last:  # NHWC convolutions: about 1.7x faster on a CPU (oneDNN); same parameters
             model = model.to(memory_format=torch.channels_last)
         return distributed.convert_sync_batchnorm(model, self.device) if self.sync_bn else model
+
+    @property
+    def dense_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """What a dense model trained here depends on; the pruning ``optimizer`` too when ``dense``
+        names none of its own (it then trains the dense model)."""
+        keys = ("model", "data", "dense", "batch_size")
+        return keys if "optimizer" in (self.settings.get("dense") or {}) else (*keys, "optimizer")
 
     def has_trained_weights(self) -> bool:
         """torchvision's ImageNet weights are a dense model of their own."""
@@ -209,7 +219,7 @@ class ClassificationTask(PipelineTask):
         same numbers)."""
         model.eval()
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, loss, images
-        for images, labels in self.test_loader:
+        for images, labels in itertools.islice(self.test_loader, self.max_batches):
             images, labels = self._batch(images), labels.to(self.device, non_blocking=True)
             logits = model(images)
             sums[2] += nn.functional.cross_entropy(logits, labels, reduction="sum")

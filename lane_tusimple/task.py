@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class LaneTask(PipelineTask):
 
     task = "lane_tusimple"
     primary_metric = "accuracy"
+    dense_keys = ("model", "data", "dense", "batch_size", "optimizer", "loss")  # what a dense model trained here depends on
 
     def __init__(self, settings: Mapping[str, Any], data: LaneData, device: str | torch.device = "cpu", progress: bool = True) -> None:
         self.settings = copy.deepcopy(dict(settings))
@@ -132,7 +134,7 @@ class LaneTask(PipelineTask):
         """TuSimple lanes of every frame of ``dataset`` at its labels' ``h_samples``."""
         model.eval()
         lanes, index = [], 0
-        for images, _, _ in self._loader(dataset, int(self.settings["eval_batch_size"]), shuffle=False):
+        for images, _, _ in itertools.islice(self._loader(dataset, int(self.settings["eval_batch_size"]), shuffle=False), self.max_batches):
             logits = model(images.to(self.device))
             for frame in logits:
                 width, height = dataset.image_size(index)
@@ -142,6 +144,6 @@ class LaneTask(PipelineTask):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         evaluator = LaneEvaluator()
-        for pred, record in zip(self.predict(model, self.test_set), self.test_set.records):
+        for pred, record in zip(self.predict(model, self.test_set), self.test_set.records):  # the frames predicted
             evaluator.add(pred, record.lanes, record.h_samples)
         return evaluator.result().as_percent()

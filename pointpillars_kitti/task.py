@@ -112,7 +112,8 @@ class KittiTask(PipelineTask):
         """Ground-truth and predicted annotation arrays of every evaluation frame."""
         model.eval()
         gts, dts = [], []
-        for i in range(len(self.eval_set)):
+        frames = len(self.eval_set) if self.max_batches is None else min(len(self.eval_set), self.max_batches)
+        for i in range(frames):
             frame = self.eval_set.frame(i)
             sample = self.eval_set[i]
             pred = model.predict(model(model.voxelize([sample["points"].to(self.device)])))[0]

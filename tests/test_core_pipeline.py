@@ -13,8 +13,8 @@ from core.harness.results import REQUIRED_KEYS, read_results, reproducible_part,
 SPARSITY = {"target_rate": 4.0, "include": ["0.weight", "2.weight"]}
 
 
-def recipe(method="slr", **kw):
-    return PruningRecipe(method=method, sparsity=SPARSITY, epochs=3, retrain_epochs=2, seed=1, **kw)
+def recipe(method="slr", hyper=None, **kw):
+    return PruningRecipe(method=method, sparsity=SPARSITY, epochs=3, retrain_epochs=2, seed=1, hyper=dict(hyper or {}), **kw)
 
 
 def small_task():
@@ -51,7 +51,7 @@ def test_stopped_run_resumes_to_the_same_numbers(tmp_path, stop_after):
 def test_resume_with_other_settings_is_refused(tmp_path):
     run_pipeline(small_task(), recipe(), tmp_path, progress=False, stop_after_epochs=1)
     with pytest.raises(CheckpointError, match="another configuration"):
-        run_pipeline(small_task(), recipe(rho=0.5), tmp_path, resume=True, progress=False)
+        run_pipeline(small_task(), recipe(hyper={"rho": 0.5}), tmp_path, resume=True, progress=False)
     with pytest.raises(CheckpointError, match="does not exist"):
         run_pipeline(small_task(), recipe(), tmp_path / "empty", resume=True, progress=False)
 
@@ -75,16 +75,20 @@ def test_pipeline_applies_the_penalty_during_training(tmp_path):
     """The W step must feel rho (W - Z + U): a strong rho ends far closer to Z than a negligible one."""
     final = {}
     for rho in (1e-6, 2.0):
-        results = run_pipeline(small_task(), recipe("admm", rho=rho), tmp_path / str(rho), progress=False)
+        results = run_pipeline(small_task(), recipe("admm", hyper={"rho": rho}), tmp_path / str(rho), progress=False)
         final[rho] = results["pruner_history"][-1]["violation"]
     assert final[2.0] < 0.3 * final[1e-6]
 
 
 def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
     class Diverging(DigitsTask):
-        def train_one_epoch(self, model, optimizer, epoch, stage):
-            super().train_one_epoch(model, optimizer, epoch, stage)
-            return float("nan") if epoch == 1 else 1.0
+        def train_batches(self, stage, epoch, seed):
+            self.diverge = stage == "prune" and epoch == 1
+            return super().train_batches(stage, epoch, seed)
+
+        def batch_loss(self, net, batch):
+            loss, n = super().batch_loss(net, batch)
+            return (loss * float("nan") if self.diverge else loss), n
 
     from core.harness.pipeline import TrainingDiverged
 
@@ -101,7 +105,7 @@ def test_grid_resume_reuses_finished_runs_only_with_the_same_recipe(tmp_path):
     assert again[0]["metrics"] == json.loads(json.dumps(first[0]["metrics"]))
     assert again[0]["wall_time_s"] == json.loads((tmp_path / "a" / "results.json").read_text())["wall_time_s"]  # read, not rerun
     with pytest.raises(CheckpointError, match="finished run with another configuration"):
-        run_grid(lambda r: small_task(), [("a", recipe(rho=0.3))], tmp_path, resume=True, progress=False)
+        run_grid(lambda r: small_task(), [("a", recipe(hyper={"rho": 0.3}))], tmp_path, resume=True, progress=False)
 
 
 def test_weight_snapshots_for_the_heatmaps(tmp_path):

@@ -161,7 +161,7 @@ def test_unknown_and_unavailable_methods(monkeypatch, capsys):
     assert build_pruner("gmp", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}}, epochs=6, update_every=2).steps == 3
     with pytest.raises(MissingDependency, match="nni"):
         build_pruner("nni_admm", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}})
-    from classification.__main__ import _runnable
+    from core.harness.entry import _runnable
 
     runs = [("slr_4x_seed0", _recipe("slr")), ("nni_admm_4x_seed0", _recipe("nni_admm"))]
     assert [name for name, _ in _runnable(runs)] == ["slr_4x_seed0"]
@@ -197,7 +197,8 @@ def test_peers_table_from_results_files(tmp_path, digits):
     assert rows[0][6] == f"{mean:.2f} ± {std:.2f}" and rows[0][-1].rstrip(" |") == "2"
     gmp = made[0]
     assert rows[1][7] == f"{gmp['metrics']['after_retraining']['top1']:.2f}"
-    assert rows[1][10] == f"{gmp['wall_time_s']:.0f}" and rows[1][9] == f"{gmp['stage_wall_time_s']['prune']:.0f}"
+    assert rows[1][8] == f"{gmp['achieved_compression']['pruned_layers']:.2f}×" and rows[1][9] == f"{gmp['achieved_compression']['whole_model']:.2f}×"
+    assert rows[1][11] == f"{gmp['wall_time_s']:.0f}" and rows[1][10] == f"{gmp['stage_wall_time_s']['prune']:.0f}"
     assert (tmp_path / "out" / "peers.tex").is_file()
 
 

@@ -43,7 +43,10 @@ class DenseModel:
 
 def dense_cache_path(task: PipelineTask, cache_dir: str | Path) -> Path:
     """The cache file of ``task``'s dense model: named by the digest of its dense settings."""
-    digest = settings_digest({k: task.settings.get(k) for k in task.dense_keys})
+    settings = {k: task.settings.get(k) for k in task.dense_keys}
+    if task.max_batches is not None:  # a shortened check never stands in for a real dense model
+        settings["max_batches"] = task.max_batches
+    digest = settings_digest(settings)
     return Path(cache_dir) / f"{task.model_name}_{task.dataset_name}_{digest}.pt"
 
 

@@ -52,8 +52,14 @@ class TaskEntry:
                        device: Any, args: argparse.Namespace, dense_dir: Path) -> list[dict[str, Any]]:
         """Run ``runs`` into ``out``: core's pipeline (core.harness.grid) on :meth:`make_task`'s
         task. A task whose upstream code owns the training loop (Ultralytics) runs its own stages."""
-        return run_grid(lambda recipe: self.make_task(experiment.settings, data, device, not args.no_progress), runs, out,
+        return run_grid(lambda recipe: self.task_for_run(experiment.settings, data, device, args), runs, out,
                         resume=args.resume, progress=not args.no_progress, dense_dir=dense_dir)
+
+    def task_for_run(self, settings: dict[str, Any], data: Any, device: Any, args: argparse.Namespace) -> PipelineTask:
+        """:meth:`make_task` with the command line's ``--max-batches`` and ``--amp``."""
+        task = self.make_task(settings, data, device, not args.no_progress)
+        task.max_batches, task.amp = args.max_batches, args.amp
+        return task
 
     def report(self, experiment: Experiment, runs: list[tuple[str, PruningRecipe]], results: list[dict[str, Any]]) -> None:
         """Print the grid's numbers (rank 0 only)."""
@@ -81,6 +87,9 @@ def parse_args(entry: TaskEntry, argv: Sequence[str] | None) -> argparse.Namespa
     parser.add_argument("--dense-dir", type=Path, default=None, help="cache of dense models trained here (default: <out>/../dense)")
     parser.add_argument("--device", default=None, help="auto (default: cuda when available), cpu, cuda, cuda:1")
     parser.add_argument("--list", action="store_true", help="print the runs the config would make and exit")
+    parser.add_argument("--max-batches", type=int, default=None, metavar="N",
+                        help="end every training epoch and evaluation after N batches: checks that every stage runs (numbers are not results)")
+    parser.add_argument("--amp", action="store_true", help="mixed-precision forward passes on a GPU (ignored on the CPU)")
     return parser.parse_args(argv)
 
 
@@ -106,6 +115,8 @@ def _info(*args: Any) -> None:
 def main(entry: TaskEntry, argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Run the grid a command line asks for; returns every run's results."""
     args = parse_args(entry, argv)
+    if args.max_batches is not None and args.max_batches < 1:
+        raise ConfigError(f"--max-batches {args.max_batches} must be >= 1")
     overrides = list(args.overrides) + ([f"dense.checkpoint={args.dense_checkpoint}"] if args.dense_checkpoint else [])
     experiments = load_experiments(_config_path(entry, args.config), args.profile, overrides, args.experiment)
     first = experiments[0].settings

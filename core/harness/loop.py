@@ -1,6 +1,8 @@
 """The one batch loop of every task and stage: the task gives the batches and the loss."""
 from __future__ import annotations
 
+import contextlib
+import itertools
 from typing import Any
 
 import torch
@@ -27,20 +29,36 @@ def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim
                     epoch: int, stage: str, seed: int) -> float:
     """Train ``model`` on one epoch of ``task``'s batches; return the mean loss per sample over
     every rank. A :class:`PerIteration` scheduler steps after each optimizer step; a per-epoch
-    one is the caller's to step."""
+    one is the caller's to step.
+
+    ``task.max_batches`` ends the epoch after that many batches (a check of every stage, not a
+    measurement); ``task.amp`` runs the forward in mixed precision on a GPU, with a gradient
+    scaler that unscales the gradients before the optimizer step, where a pruner's hook adds its
+    penalty to them."""
     net = task.training_module(model)
     net.train()
     batches = task.train_batches(stage, epoch, seed)
     count = len(batches) if hasattr(batches, "__len__") else 0
+    if task.max_batches is not None:
+        batches, count = itertools.islice(batches, task.max_batches), min(count, task.max_batches)
     bar = progress_bar(count, f"{stage} epoch {epoch + 1}", task.progress and count >= _EPOCH_BAR_MIN_BATCHES)
+    amp = task.amp and task.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if amp else None
     sums = torch.zeros(2, device=task.device, dtype=torch.float64)  # loss * samples, samples
     for batch in batches:
-        loss, samples = task.batch_loss(net, batch)
+        with torch.autocast("cuda") if amp else contextlib.nullcontext():
+            loss, samples = task.batch_loss(net, batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if task.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            _clip(task, model)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            _clip(task, model)
+            scaler.step(optimizer)
+            scaler.update()
         if isinstance(scheduler, PerIteration):
             scheduler.step()
         sums[0] += loss.detach() * samples
@@ -51,3 +69,8 @@ def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim
         bar.close()
     total, samples = all_reduce_sum(sums).tolist()
     return total / max(samples, 1.0)
+
+
+def _clip(task: PipelineTask, model: nn.Module) -> None:
+    if task.grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)

@@ -87,6 +87,8 @@ class Pipeline:
         recipe, task = self.recipe, self.task
         seed_everything(recipe.seed)
         self.model = build_dense_model(task, self.dense_dir, self.dense_info)
+        if is_main():
+            print(f"dense model: {self.dense_info.source}")  # loaded, cached or trained here: the user sees which
         seed_everything(recipe.seed)  # the same numbers whether the dense model was trained or loaded
         self.pruner = build_pruner(recipe.method, self.model, recipe.sparsity, **recipe.pruner_settings())
         self.optimizer, self.scheduler = task.build_optimizer(self.model, "prune")

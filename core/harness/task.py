@@ -71,6 +71,8 @@ class PipelineTask:
     device: torch.device = torch.device("cpu")
     progress: bool = True
     grad_clip: float | None = None  # clip the gradient norm of every step to this (None: no clipping)
+    max_batches: int | None = None  # end every training epoch and evaluation after this many batches (a check, not a measurement)
+    amp: bool = False  # mixed-precision forward on a GPU (core.harness.loop)
     # the settings a dense model trained here depends on: its cache file is named by their digest
     dense_keys: tuple[str, ...] = ("model", "data", "dense", "batch_size")
 
@@ -109,5 +111,5 @@ class PipelineTask:
         return model
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Metrics of ``model`` on the evaluation split."""
+        """Metrics of ``model`` on the evaluation split (its first :attr:`max_batches` batches when that is set)."""
         raise NotImplementedError

@@ -44,7 +44,6 @@ class MaskPruner:
     """What the magnitude peers share: the pruned layers, counters, history and state."""
 
     method: str = ""
-    owns_loop = False
 
     def __init__(self, model: nn.Module, config) -> None:
         self.config = as_sparsity_config(config)

@@ -5,9 +5,13 @@ drives: ``attach(optimizer)``, ``update(loss)`` once per epoch, ``hard_prune() -
 ``names``, ``history``, ``state_dict()`` / ``load_state_dict()``, ``detach()``. The same
 masked retraining then follows every method.
 
-A pruner that runs its own training loop (NNI's ``ADMMPruner.compress()``) sets
-``owns_loop = True`` and provides ``run_prune_stage(train_epoch, epochs)``; the pipeline then
-hands it a function that trains and evaluates one epoch instead of looping itself.
+A method whose pruner runs its own training loop (NNI's ``ADMMPruner.compress()``) is registered
+with ``owns_loop=True`` and its pruner provides ``run_prune_stage(train_epoch, epochs)``; the
+pipeline then hands it a function that trains and evaluates one epoch instead of looping itself.
+
+Adding a method is one line here: its name, its pruner (a class or factory, or ``"module:name"``
+imported on first use) whose keyword defaults are its hyperparameters, a summary, and the
+schedule keys it takes.
 
 Methods whose optional dependency is missing stay registered; :func:`unavailable_reason` says
 why one cannot run, so a grid can skip it with one line instead of failing.
@@ -20,9 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, UserError
-from .admm import ADMM
-from .magnitude import GlobalMagnitude
-from .slr import SLR
 
 __all__ = ["SCHEDULE_KEYS", "MethodSpec", "MissingDependency", "register_method", "method_names", "get_method", "unavailable_reason", "build_pruner"]
 
@@ -47,7 +48,7 @@ class MethodSpec:
     """
 
     name: str
-    pruner: Callable[..., Any]  # (model, config, **fixed, **hyperparameters, **schedule) -> pruner
+    pruner: Callable[..., Any] | str  # (model, config, **fixed, **hyperparameters, **schedule) -> pruner, or "module:name"
     summary: str
     fixed: Mapping[str, Any] = field(default_factory=dict)  # arguments that make the variant, e.g. variant="authors"
     schedule: tuple[str, ...] = ()  # of SCHEDULE_KEYS
@@ -56,9 +57,17 @@ class MethodSpec:
     install: str = ""  # how to install it
 
     @property
+    def factory(self) -> Callable[..., Any]:
+        """The pruner class or factory (a ``"module:name"`` string is imported on first use)."""
+        if callable(self.pruner):
+            return self.pruner
+        module, _, name = self.pruner.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
     def hyperparameters(self) -> dict[str, Any]:
         """Name -> default of every hyperparameter the method takes, in signature order."""
-        params = inspect.signature(self.pruner).parameters.values()
+        params = inspect.signature(self.factory).parameters.values()
         return {p.name: p.default for p in params
                 if p.default is not inspect.Parameter.empty and p.name not in _NOT_HYPERPARAMETERS and p.name not in self.fixed}
 
@@ -68,7 +77,7 @@ class MethodSpec:
         if unknown:
             raise ConfigError(f"method '{self.name}' takes no {', '.join(unknown)}; its hyperparameters are "
                               f"{', '.join(self.hyperparameters) or 'none'}")
-        return self.pruner(model, config, **self.fixed, **settings)
+        return self.factory(model, config, **self.fixed, **settings)
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -110,10 +119,12 @@ def build_pruner(method: str, model, config, **settings):
     return spec.build(model, config, **{k: v for k, v in settings.items() if k in known})
 
 
-def _gradual_magnitude(model, config, epochs: int, update_every: int = 1, initial_sparsity: float = 0.0):
+def _gradual_magnitude(model, config, epochs: int | None = None, update_every: int = 1, initial_sparsity: float = 0.0):
     """GMP whose sparsity rises to its target over the pruning epochs' update() calls."""
     from .magnitude import GradualMagnitude
 
+    if epochs is None:  # a schedule key the pipeline always passes; a library caller must name it
+        raise ConfigError("gmp needs epochs=N, the number of update() calls over which the sparsity rises to its target")
     return GradualMagnitude(model, config, steps=max(int(epochs) // int(update_every), 1), update_every=update_every,
                             initial_sparsity=initial_sparsity)
 
@@ -128,11 +139,11 @@ _NNI_INSTALL = "pip install -r requirements-peers.txt, then pip install --no-dep
 _AUTHORS = "as the authors' public code computes it (core/pruning/authors.py, docs/fidelity.md)"
 
 for _spec in (
-    MethodSpec("slr", SLR, "Surrogate Lagrangian Relaxation (Gurevin et al., 2021)", schedule=("update_every",)),
-    MethodSpec("admm", ADMM, "ADMM (Zhang et al., 2018), this project's implementation", schedule=("update_every",)),
-    MethodSpec("slr_authors", SLR, f"SLR {_AUTHORS}", fixed={"variant": "authors"}, schedule=("update_every",)),
-    MethodSpec("admm_authors", ADMM, f"ADMM {_AUTHORS}", fixed={"variant": "authors"}, schedule=("update_every",)),
-    MethodSpec("magnitude", GlobalMagnitude, "one-shot global magnitude pruning (torch.nn.utils.prune.global_unstructured) at the end of the pruning epochs"),
+    MethodSpec("slr", "core.pruning.slr:SLR", "Surrogate Lagrangian Relaxation (Gurevin et al., 2021)", schedule=("update_every",)),
+    MethodSpec("admm", "core.pruning.admm:ADMM", "ADMM (Zhang et al., 2018), this project's implementation", schedule=("update_every",)),
+    MethodSpec("slr_authors", "core.pruning.slr:SLR", f"SLR {_AUTHORS}", fixed={"variant": "authors"}, schedule=("update_every",)),
+    MethodSpec("admm_authors", "core.pruning.admm:ADMM", f"ADMM {_AUTHORS}", fixed={"variant": "authors"}, schedule=("update_every",)),
+    MethodSpec("magnitude", "core.pruning.magnitude:GlobalMagnitude", "one-shot global magnitude pruning (torch.nn.utils.prune.global_unstructured) at the end of the pruning epochs"),
     MethodSpec("gmp", _gradual_magnitude, "gradual magnitude pruning, cubic schedule (Zhu & Gupta, 2017)", schedule=("epochs", "update_every")),
     MethodSpec("nni_admm", _nni_admm, "NNI 2.10.1 ADMMPruner, with this project's PyTorch-2 gradient shim", schedule=("epochs",),
                owns_loop=True, requires="nni", install=_NNI_INSTALL),

@@ -89,7 +89,7 @@ def nni_config_list(layers: list[PrunedLayer], model: nn.Module, rho: float) -> 
 
 
 class NNIADMM:
-    """NNI 2.10.1's ADMMPruner driven by the pipeline's epochs (``owns_loop``).
+    """NNI 2.10.1's ADMMPruner driven by the pipeline's epochs (registered with ``owns_loop=True``).
 
     Args:
         rho: NNI's per-layer ``rho`` (the same value SLR and ADMM get).
@@ -97,7 +97,6 @@ class NNIADMM:
         patched: apply the PyTorch-2 gradient shim (see the module docstring).
     """
 
-    owns_loop = True
 
     def __init__(self, model: nn.Module, config, rho: float = 0.1, epochs: int = 1, patched: bool = True) -> None:
         if int(epochs) < 1:
