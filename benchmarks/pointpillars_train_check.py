@@ -45,7 +45,7 @@ def main() -> None:
     print("epoch 0 (untrained): " + " ".join(f"{k}={metrics[k]:.2f}" for k in keys), flush=True)
     for epoch in range(args.epochs):
         start = time.time()
-        loss = train_one_epoch(task, model, optimizer, scheduler, epoch, "dense", seed=0)
+        loss = train_one_epoch(task, model, optimizer, scheduler, epoch, "dense", seed=0).loss
         metrics = task.evaluate(model)
         print(f"epoch {epoch + 1}: loss={loss:.4f} ({time.time() - start:.0f} s) " + " ".join(f"{k}={metrics[k]:.2f}" for k in keys), flush=True)
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from core.errors import ConfigError
 from core.harness import distributed
-from core.harness.task import PipelineTask
+from core.harness.task import BatchResult, PipelineTask
 
 from .data import ClassificationData, subset_indices
 from .metrics import topk_correct
@@ -207,10 +207,13 @@ class ClassificationTask(PipelineTask):
         loader.sampler.set_seed(int(torch.randint(0, 2**62, ())))  # type: ignore[union-attr]
         return loader
 
-    def batch_loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
+        """Cross-entropy, and the top-1 hits for the training accuracy."""
         images, labels = batch
         images, labels = self._batch(images), labels.to(self.device, non_blocking=True)
-        return nn.functional.cross_entropy(net(images), labels), len(labels)
+        logits = net(images)
+        correct = (logits.detach().argmax(1) == labels).sum()
+        return BatchResult(nn.functional.cross_entropy(logits, labels), len(labels), correct, len(labels))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

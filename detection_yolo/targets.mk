@@ -23,4 +23,4 @@ fig4-yolo: $(YOLO_RUNS)/table2/.done figure17 figure23
 figure17 figure23: figure%: $(YOLO_RUNS)/table2/.done
 	$(PY) -m figures.heatmaps $* --runs $(YOLO_RUNS)/table2 --out $(FIGURES)
 
-DEMO_TARGETS += table2
+DEMO_TARGETS += table2 fig4-yolo

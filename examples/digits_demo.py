@@ -21,7 +21,7 @@ from core.harness.cli import ArgumentParser
 from core.harness.grid import run_grid
 from core.harness.recipe import PruningRecipe
 from core.harness.results import format_summary
-from core.harness.task import PipelineTask
+from core.harness.task import BatchResult, PipelineTask
 from core.pruning.pruner import as_sparsity_config
 
 
@@ -57,9 +57,10 @@ class DigitsTask(PipelineTask):
     def train_batches(self, stage: str, epoch: int, seed: int) -> DataLoader:
         return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
 
-    def batch_loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
         x, y = batch
-        return nn.functional.cross_entropy(net(x), y), len(y)
+        logits = net(x)
+        return BatchResult(nn.functional.cross_entropy(logits, y), len(y), (logits.detach().argmax(1) == y).sum(), len(y))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -177,14 +177,17 @@ def figure7(results: Sequence[dict[str, Any]], rho: float = 0.1, step_sizes: Seq
 
 
 def training_curves(results: Sequence[dict[str, Any]], experiment: str, title: str):
-    """(a) cross-entropy and (b) mixed loss during training, (c) test accuracy during training,
-    (d) test accuracy and (e) training loss during retraining, SLR vs ADMM."""
+    """(a) cross-entropy and (b) mixed loss during training, (c) training accuracy during training
+    (as the paper's panel c; results files without it fall back to the test accuracy, and the
+    panel says so), (d) test accuracy and (e) training loss during retraining, SLR vs ADMM."""
     chosen = _first_seed(_select(results, experiment))
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.4))
+    recorded = any(row.get("train_accuracy") is not None for r in chosen.values() for row in prune_rows(r, "prune"))
     panels: list[tuple[str, str, Callable[[dict], Any]]] = [
         ("prune", "(a) cross-entropy loss during training", lambda row: row["loss"]),
         ("prune", "(b) mixed loss during training", lambda row: row.get("mixed_loss")),
-        ("prune", "(c) test accuracy during training (%)", None),
+        ("prune", "(c) training accuracy during training (%)", lambda row: row.get("train_accuracy")) if recorded else
+        ("prune", "(c) test accuracy during training (%; no training accuracy recorded)", None),
         ("retrain", "(d) test accuracy during retraining (%)", None),
         ("retrain", "(e) training loss during retraining", lambda row: row["loss"]),
     ]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from core.harness.task import PerIteration, PipelineTask
+from core.harness.task import BatchResult, PerIteration, PipelineTask
 
 from .augment import UFLDAugment
 from .dataset import TuSimpleDataset
@@ -125,9 +125,14 @@ class LaneTask(PipelineTask):
     def train_batches(self, stage: str, epoch: int, seed: int) -> DataLoader:
         return self._loader(self.train_set, int(self.settings["batch_size"]), shuffle=True)
 
-    def batch_loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
+        """UFLD's losses, and its training top-1: grid cells (row anchor x lane) whose predicted
+        location, or "no lane", is the labelled one (UFLD's MultiLabelAcc)."""
         images, cls_target, seg_target = (x.to(self.device) for x in batch)
-        return self.loss(net(images), cls_target, seg_target), len(images)
+        output = net(images)
+        logits = output[0] if isinstance(output, tuple) else output
+        correct = (logits.detach().argmax(1) == cls_target).sum()
+        return BatchResult(self.loss(output, cls_target, seg_target), len(images), correct, cls_target.numel())
 
     @torch.no_grad()
     def predict(self, model: nn.Module, dataset: TuSimpleDataset) -> list[list[list[float]]]:

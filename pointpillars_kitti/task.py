@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.harness.task import PerIteration, PipelineTask, load_weights
+from core.harness.task import BatchResult, PerIteration, PipelineTask, load_weights
 
 from .dataset import KittiFrames, collate, predictions_to_annos
 from .kitti_eval import evaluate_kitti
@@ -102,10 +102,12 @@ class KittiTask(PipelineTask):
         return torch.utils.data.DataLoader(self.train_set, batch_size=int(self.settings["batch_size"]), shuffle=True,
                                            collate_fn=collate, generator=generator, num_workers=0)
 
-    def batch_loss(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
+        """OpenPCDet's PointPillars loss; the training accuracy counts the positive anchors whose
+        highest class score is their assigned class."""
         preds = net(net.voxelize([p.to(self.device) for p in batch["points"]]))
-        loss, _ = net.loss(preds, batch["gt_boxes"].to(self.device))
-        return loss, len(batch["points"])
+        loss, parts = net.loss(preds, batch["gt_boxes"].to(self.device))
+        return BatchResult(loss, len(batch["points"]), parts["positives_correct"], parts["positives"])
 
     @torch.no_grad()
     def predict_annos(self, model: nn.Module) -> tuple[list[dict], list[dict]]:

@@ -221,3 +221,31 @@ def test_no_function_in_core_is_longer_than_80_lines():
                 if lines > 80:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, long
+
+
+def test_the_loop_reports_the_mean_loss_and_the_training_accuracy_over_samples():
+    """Two batches of 3 and 1 samples: the loss is the sample-weighted mean, the accuracy the hits
+    over everything counted (not the mean of per-batch accuracies)."""
+    import torch
+    from torch import nn
+
+    from core.harness.loop import train_one_epoch
+    from core.harness.task import BatchResult, PipelineTask
+
+    class Fixed(PipelineTask):
+        task, model_name, dataset_name, primary_metric = "t", "m", "d", "acc"
+        settings: dict = {}
+
+        def train_batches(self, stage, epoch, seed):
+            return [(1.0, 3, 3, 4), (5.0, 1, 0, 6)]  # loss, samples, correct, counted
+
+        def batch_loss(self, net, batch):
+            loss, samples, correct, counted = batch
+            return BatchResult(net.weight.sum() * 0 + loss, samples, correct, counted)
+
+    model = nn.Linear(1, 1)
+    stats = train_one_epoch(Fixed(), model, torch.optim.SGD(model.parameters(), lr=0.0), None, 0, "prune", 0)
+    assert stats.loss == pytest.approx((1.0 * 3 + 5.0 * 1) / 4) and stats.accuracy == pytest.approx(100 * 3 / 10)
+    Fixed.max_batches = 1  # --max-batches ends the epoch early
+    stats = train_one_epoch(Fixed(), model, torch.optim.SGD(model.parameters(), lr=0.0), None, 0, "prune", 0)
+    assert stats.loss == pytest.approx(1.0) and stats.accuracy == pytest.approx(75.0)

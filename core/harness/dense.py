@@ -110,7 +110,7 @@ def _train(task: PipelineTask, model: nn.Module, epochs: int, seed: int, cache: 
     if bar is not None:
         bar.update(start)
     for epoch in range(start, epochs):
-        losses.append(train_one_epoch(task, model, optimizer, scheduler, epoch, "dense", seed))
+        losses.append(train_one_epoch(task, model, optimizer, scheduler, epoch, "dense", seed).loss)
         if scheduler is not None and not isinstance(scheduler, PerIteration):
             scheduler.step()
         if partial is not None and is_main():

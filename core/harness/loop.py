@@ -3,15 +3,23 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from ..pruning.ranks import all_reduce_sum, is_main
-from .task import PerIteration, PipelineTask
+from .task import BatchResult, PerIteration, PipelineTask
 
-__all__ = ["train_one_epoch", "progress_bar"]
+__all__ = ["EpochStats", "train_one_epoch", "progress_bar"]
+
+
+class EpochStats(NamedTuple):
+    """One training epoch over every rank: the mean loss per sample and the training accuracy (%,
+    None for a task without one)."""
+
+    loss: float
+    accuracy: float | None
 
 _EPOCH_BAR_MIN_BATCHES = 50  # shorter epochs show only the stage's bar
 
@@ -26,9 +34,9 @@ def progress_bar(total: int, desc: str, enabled: bool):
 
 
 def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    epoch: int, stage: str, seed: int) -> float:
-    """Train ``model`` on one epoch of ``task``'s batches; return the mean loss per sample over
-    every rank. A :class:`PerIteration` scheduler steps after each optimizer step; a per-epoch
+                    epoch: int, stage: str, seed: int) -> EpochStats:
+    """Train ``model`` on one epoch of ``task``'s batches; return the mean loss per sample and the
+    training accuracy over every rank. A :class:`PerIteration` scheduler steps after each optimizer step; a per-epoch
     one is the caller's to step.
 
     ``task.max_batches`` ends the epoch after that many batches (a check of every stage, not a
@@ -44,10 +52,11 @@ def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim
     bar = progress_bar(count, f"{stage} epoch {epoch + 1}", task.progress and count >= _EPOCH_BAR_MIN_BATCHES)
     amp = task.amp and task.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if amp else None
-    sums = torch.zeros(2, device=task.device, dtype=torch.float64)  # loss * samples, samples
+    sums = torch.zeros(4, device=task.device, dtype=torch.float64)  # loss * samples, samples, correct, counted
     for batch in batches:
         with torch.autocast("cuda") if amp else contextlib.nullcontext():
-            loss, samples = task.batch_loss(net, batch)
+            result = BatchResult(*task.batch_loss(net, batch))
+        loss, samples = result.loss, result.samples
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -63,12 +72,15 @@ def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim
             scheduler.step()
         sums[0] += loss.detach() * samples
         sums[1] += samples
+        if result.counted is not None:
+            sums[2] += result.correct
+            sums[3] += result.counted
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    total, samples = all_reduce_sum(sums).tolist()
-    return total / max(samples, 1.0)
+    total, samples, correct, counted = all_reduce_sum(sums).tolist()
+    return EpochStats(total / max(samples, 1.0), 100.0 * correct / counted if counted else None)
 
 
 def _clip(task: PipelineTask, model: nn.Module) -> None:

@@ -33,9 +33,12 @@ __all__ = ["TrainingDiverged", "Pipeline", "run_pipeline", "history_row"]
 _CHECKPOINT_KEYS = {"recipe", "model", "pruner", "optimizer", "state", "rng"}
 
 
-def history_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One per-epoch row of a results file's ``history``: loss, metrics and the pruner's record."""
-    row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss, "metrics": dict(metrics) if metrics else None}
+def history_row(stage: str, epoch: int, loss: float, metrics: Mapping[str, float] | None, record: Mapping[str, Any] | None,
+                train_accuracy: float | None = None) -> dict[str, Any]:
+    """One per-epoch row of a results file's ``history``: training loss and accuracy, evaluation
+    metrics and the pruner's record."""
+    row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss, "train_accuracy": train_accuracy,
+                           "metrics": dict(metrics) if metrics else None}
     if record:
         row.update({k: record[k] for k in ("mixed_loss", "violation", "condition", "alpha", "sparsity") if k in record})
         if "s" in record:
@@ -159,7 +162,7 @@ class Pipeline:
     # epochs -----------------------------------------------------------------------------------
     def train_epoch(self, stage: str, total: int, epoch: int, optimizer, scheduler) -> float:
         """Train, update the pruner, step the scheduler, evaluate and log one epoch of ``stage``."""
-        loss = train_one_epoch(self.task, self.model, optimizer, scheduler, epoch, stage, self.recipe.seed)
+        loss, accuracy = train_one_epoch(self.task, self.model, optimizer, scheduler, epoch, stage, self.recipe.seed)
         if not math.isfinite(loss):
             resume_hint = f" (after lowering the learning rate, --resume continues from {self.ckpt_path})" if self.ckpt_path.is_file() else ""
             raise TrainingDiverged(f"the training loss is {loss} in {stage} epoch {epoch}; lower the learning rate or rho and run again{resume_hint}")
@@ -168,7 +171,7 @@ class Pipeline:
             scheduler.step()
         every = self.recipe.eval_every if stage == "prune" else 1
         metrics = self.task.evaluate(self.model) if epoch + 1 == total or (epoch + 1) % every == 0 else None
-        self.state["history"].append(history_row(stage, epoch, loss, metrics, record))
+        self.state["history"].append(history_row(stage, epoch, loss, metrics, record, accuracy))
         self.state["epoch"] = epoch + 1
         self.logger.log(self.state["history"], len(self.state["history"]))
         return loss

@@ -10,13 +10,13 @@ and implements five methods (the others have defaults)::
         def new_model(self): ...                          # the architecture, fresh weights
         def build_optimizer(self, model, stage): ...      # (optimizer, scheduler or PerIteration(...) or None)
         def train_batches(self, stage, epoch, seed): ...  # one epoch's batches
-        def batch_loss(self, net, batch): ...             # (mean loss of the batch, its number of samples)
+        def batch_loss(self, net, batch): ...             # BatchResult(mean loss, samples, correct, counted)
         def evaluate(self, model): ...                    # {metric: value}
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -24,7 +24,16 @@ from torch import nn
 from ..errors import CheckpointError
 from .results import load_state, read_checkpoint
 
-__all__ = ["PipelineTask", "PerIteration", "load_weights"]
+__all__ = ["PipelineTask", "BatchResult", "PerIteration", "load_weights"]
+
+
+class BatchResult(NamedTuple):
+    """What a task's :meth:`PipelineTask.batch_loss` returns for one training batch."""
+
+    loss: torch.Tensor  # the mean data loss of the batch (no penalty)
+    samples: int  # the number of samples it averages over
+    correct: torch.Tensor | int | None = None  # training accuracy: predictions right ...
+    counted: torch.Tensor | int | None = None  # ... out of this many (None: the task has no training accuracy)
 
 
 class PerIteration:
@@ -102,8 +111,9 @@ class PipelineTask:
         """The batches of one training epoch (``seed``: the run's seed, or the dense seed)."""
         raise NotImplementedError
 
-    def batch_loss(self, net: nn.Module, batch: Any) -> tuple[torch.Tensor, int]:
-        """The training loss of ``batch`` (data loss only, no penalty) and its number of samples."""
+    def batch_loss(self, net: nn.Module, batch: Any) -> BatchResult:
+        """The training loss of ``batch`` (data loss only, no penalty), its number of samples and,
+        for the training accuracy, the predictions right out of those counted."""
         raise NotImplementedError
 
     def training_module(self, model: nn.Module) -> nn.Module:
