@@ -6,8 +6,8 @@ after, compare. The reproducible part is the results file without its run-specif
 by what they are runs of (task, model, method, rate, seed, sweep point; :func:`run_key`), not by
 their folders, and paths under the runs folder are written relative to it, so two layouts compare.
 
-    make demo RUNS=runs/before && python benchmarks/smoke_fingerprint.py record runs/before -o before.json
-    make demo RUNS=runs/after  && python benchmarks/smoke_fingerprint.py compare runs/after before.json [--ignore config]
+    make demo RUNS=runs/before && python benchmarks/smoke_fingerprint.py record runs/before -o before.json.gz
+    make demo RUNS=runs/after  && python benchmarks/smoke_fingerprint.py compare runs/after before.json.gz [--ignore config]
 
 ``compare`` prints, for each results file, the top-level keys whose values differ (and the first
 differing entry of each), and exits 1 when any value outside ``--ignore`` differs.
@@ -15,6 +15,7 @@ differing entry of each), and exits 1 when any value outside ``--ignore`` differ
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -112,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "record":
         prints = fingerprint(args.runs)
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(prints, indent=1, sort_keys=True) + "\n")
+        text = json.dumps(prints, indent=1, sort_keys=True) + "\n"
+        if args.output.suffix == ".gz":
+            args.output.write_bytes(gzip.compress(text.encode(), mtime=0))
+        else:
+            args.output.write_text(text)
         print(f"{len(prints)} results files recorded in {args.output}")
         return 0
-    return 1 if compare(json.loads(args.recorded.read_text()), fingerprint(args.runs), args.ignore) else 0
+    raw = args.recorded.read_bytes()
+    recorded = json.loads(gzip.decompress(raw) if args.recorded.suffix == ".gz" else raw)
+    return 1 if compare(recorded, fingerprint(args.runs), args.ignore) else 0
 
 
 if __name__ == "__main__":
