@@ -56,6 +56,13 @@ fidelity-figures: install
 bench: install
 	$(PY) benchmarks/bench_core.py
 
+# the GPU check (benchmarks/gpu_check.sh): every task's paper-size model on a CUDA GPU with AMP, plain and with
+# SLR, bench_core on the GPU, a 2-process DDP run, each entry point once; docs/gpu_check.md in under 10 minutes.
+# DEVICE=cpu: the first iterations on the CPU; PROFILE=smoke (given here) the smoke models; ITERS=, CASES=, ...
+.PHONY: gpu-check
+gpu-check: install
+	PY=$(PY) DEVICE=$(DEVICE) PROFILE=$(if $(filter command line,$(origin PROFILE)),$(PROFILE),paper) bash benchmarks/gpu_check.sh
+
 # mutation testing of core's math (slr, admm, pruner, projections, masks, sparsity) against the
 # tests that reach each mutated function; prints the score and the survivors (a benchmark of the
 # tests, about 20 minutes on 2 cores; not part of make test)
