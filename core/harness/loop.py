@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import weakref
 from typing import Any, NamedTuple
 
 import torch
@@ -22,6 +23,7 @@ class EpochStats(NamedTuple):
     accuracy: float | None
 
 _EPOCH_BAR_MIN_BATCHES = 50  # shorter epochs show only the stage's bar
+_SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, Any]" = weakref.WeakKeyDictionary()  # one per optimizer, kept across epochs
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
@@ -51,7 +53,7 @@ def train_one_epoch(task: PipelineTask, model: nn.Module, optimizer: torch.optim
         batches, count = itertools.islice(batches, task.max_batches), min(count, task.max_batches)
     bar = progress_bar(count, f"{stage} epoch {epoch + 1}", task.progress and count >= _EPOCH_BAR_MIN_BATCHES)
     amp = task.amp and task.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if amp else None
+    scaler = _SCALERS.setdefault(optimizer, torch.amp.GradScaler("cuda")) if amp else None
     sums = torch.zeros(4, device=task.device, dtype=torch.float64)  # loss * samples, samples, correct, counted
     for batch in batches:
         with torch.autocast("cuda") if amp else contextlib.nullcontext():
