@@ -8,6 +8,9 @@ export PROFILE ?= smoke
 SAMPLE_DATA ?= $(abspath $(wildcard ../shared/data))
 export SLR_DATA_ROOT ?= $(SAMPLE_DATA)
 RUNS ?= runs/$(PROFILE)
+# DEVICE=cpu|cuda|cuda:1 for every task's runs (default: each config's `device`, auto: a GPU when visible)
+DEVICE ?=
+DEVICE_ARG = $(if $(DEVICE),--device $(DEVICE))
 FIGURES ?= $(RUNS)/figures
 
 # Every target runs in the project's virtual environment, built before anything else runs
@@ -39,7 +42,7 @@ test: install
 demo: install $(if $(DEMO_TARGETS),$(DEMO_TARGETS),core-demo)
 
 core-demo: install
-	$(PY) -m core.demo --out $(RUNS)/core_demo
+	$(PY) -m examples.digits_demo --out $(RUNS)/core_demo
 
 # the paper's claims judged on results files (figures/claims.py): RUNS=folder, default the fidelity study
 CLAIMS_RUNS ?= $(if $(filter command line,$(origin RUNS)),$(RUNS),docs/fidelity/results)
@@ -52,6 +55,13 @@ fidelity-figures: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
+
+# the GPU check (benchmarks/gpu_check.sh): every task's paper-size model on a CUDA GPU with AMP, plain and with
+# SLR, bench_core on the GPU, a 2-process DDP run, each entry point once; docs/gpu_check.md in under 10 minutes.
+# DEVICE=cpu: the first iterations on the CPU; PROFILE=smoke (given here) the smoke models; ITERS=, CASES=, ...
+.PHONY: gpu-check
+gpu-check: install
+	PY=$(PY) DEVICE=$(DEVICE) PROFILE=$(if $(filter command line,$(origin PROFILE)),$(PROFILE),paper) bash benchmarks/gpu_check.sh
 
 # mutation testing of core's math (slr, admm, pruner, projections, masks, sparsity) against the
 # tests that reach each mutated function; prints the score and the survivors (a benchmark of the

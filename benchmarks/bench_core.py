@@ -8,7 +8,10 @@
    ours (torch, on the weights' device) against the authors' way (numpy percentile with a host
    round trip per layer). Target: ours >= 5x faster.
 
-    python benchmarks/bench_core.py [--rounds 7] [--steps 5] [--threads N]
+    python benchmarks/bench_core.py [--rounds 7] [--steps 5] [--threads N] [--device cuda]
+
+With ``--device cuda`` both run on the GPU (the clock stops after a device synchronize);
+benchmarks/gpu_check.py imports these functions for its report.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core import ADMM, SLR, SparsityConfig  # noqa: E402
-from core.projections import project  # noqa: E402
+from core.pruning.projections import project  # noqa: E402
 
 
 def cifar_resnet18() -> nn.Module:
@@ -36,24 +39,32 @@ def cifar_resnet18() -> nn.Module:
     return model
 
 
+def synchronize(device: "torch.device | str") -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(model, optimizer, batch, steps: int) -> float:
     x, y = batch
+    synchronize(x.device)
     start = time.perf_counter()
     for _ in range(steps):
         loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    synchronize(x.device)
     return (time.perf_counter() - start) / steps
 
 
 VARIANTS = ("plain", "slr", "admm", "masks")
 
 
-def bench_steps(rounds: int, steps: int, batch_size: int) -> dict[str, float]:
+def bench_steps(rounds: int, steps: int, batch_size: int, device: "torch.device | str" = "cpu") -> dict[str, float]:
     torch.manual_seed(0)
-    base = cifar_resnet18()
-    batch = (torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,)))
+    base = cifar_resnet18().to(device)
+    batch = (torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device))
     sparsity = SparsityConfig.from_dict({"target_rate": 8.71, "include": ["*conv*.weight", "*downsample.0.weight", "fc.weight"]})
     variants = {}
     for name in VARIANTS:
@@ -90,14 +101,16 @@ def torch_projection(weights: list[torch.Tensor], ratio: float) -> list[torch.Te
     return [project(w, "irregular", ratio) for w in weights]
 
 
-def bench_projection(repeats: int) -> dict[str, float]:
-    model = torchvision.models.resnet50()
+def bench_projection(repeats: int, device: "torch.device | str" = "cpu") -> dict[str, float]:
+    model = torchvision.models.resnet50().to(device)
     weights = [p.detach() for p in model.parameters() if p.dim() > 1]
     times: dict[str, list[float]] = {"numpy": [], "torch": []}
     for r in range(repeats):
         for name, fn in (("numpy", numpy_percentile_projection), ("torch", torch_projection))[:: 1 if r % 2 else -1]:
+            synchronize(device)
             start = time.perf_counter()
             fn(weights, 0.9)
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     kept = sum(int(torch.count_nonzero(w)) for w in torch_projection(weights, 0.9))
     total = sum(w.numel() for w in weights)
@@ -112,19 +125,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 8])
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}")
     for batch_size in args.batches:
-        steps = bench_steps(args.rounds, args.steps, batch_size)
+        steps = bench_steps(args.rounds, args.steps, batch_size, device)
         print(f"\nResNet-18 (CIFAR shape), batch {batch_size}, Adam, one training step (median of {args.rounds} rounds):")
         for name in VARIANTS:
             print(f"  {name:<6} {steps[name] * 1e3:9.1f} ms   {steps[name] / steps['plain']:.3f}x plain")
         for name, label in (("slr", "SLR"), ("masks", "masks")):
             ratio = steps[name] / steps["plain"]
             print(f"  batch {batch_size}: {label}/plain = {ratio:.3f} (target <= 1.03: {'met' if ratio <= 1.03 else 'NOT met'})")
-    proj = bench_projection(args.repeats)
+    proj = bench_projection(args.repeats, device)
     speedup = proj["numpy"] / proj["torch"]
     print(f"\nResNet-50 full-model irregular projection, 90% pruned ({proj['weights']:,} weights, {proj['kept']:,} kept):")
     print(f"  numpy percentile + host round trip {proj['numpy'] * 1e3:9.1f} ms")

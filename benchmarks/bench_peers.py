@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classification.data import load_data  # noqa: E402
 from classification.experiments import load_table  # noqa: E402
 from classification.task import ClassificationTask  # noqa: E402
-from core.methods import unavailable_reason  # noqa: E402
-from core.pipeline import PruningRecipe, run_pipeline  # noqa: E402
+from core.pruning.methods import unavailable_reason  # noqa: E402
+from core.harness.pipeline import PruningRecipe, run_pipeline  # noqa: E402
 
 METHODS = ("magnitude", "gmp", "admm", "slr", "nni_admm")
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.errors import ConfigError, DataError
-from core.images import open_rgb
+from core.harness.images import open_rgb
 
 __all__ = ["ClassificationData", "TensorImageSet", "LabelledImages", "read_imagenet_labels", "load_data", "load_digits_images", "read_cifar_pickles",
            "read_image_folder", "subset_indices", "CIFAR10_CLASSES"]

@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.errors import CheckpointError, ConfigError
-from core.results import load_state, read_checkpoint
+from core.errors import ConfigError
+from core.harness.task import load_weights
 
 __all__ = ["ARCHITECTURES", "build_model", "CifarResNet", "VGG", "load_checkpoint_weights"]
 
@@ -185,12 +185,5 @@ def build_model(arch: str, num_classes: int = 10, width: float = 1.0, stem: str 
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path) -> None:
     """Load a dense checkpoint (a state dict, or a dict holding one under ``model`` / ``state_dict``)."""
-    path = Path(path)
-    state = read_checkpoint(path, "dense checkpoint", "pass an existing PyTorch state-dict file to --dense-checkpoint", weights_only=True)
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"dense checkpoint {path} holds no state dict; pass a PyTorch state-dict file to --dense-checkpoint")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    load_state(model, state, f"dense checkpoint {path}", "check model.arch, model.width and the data set's classes, or pass another --dense-checkpoint")
+    load_weights(model, path, "check model.arch, model.width and the data set's classes, or pass an existing PyTorch state-dict file "
+                              "to --dense-checkpoint")

@@ -14,7 +14,7 @@ CLS_FIG = $(PY) -m figures.fig_classification
 
 # one grid of runs per table; the stamp is renewed when the table's config or the code changes
 $(CLS_RUNS)/%/.done: classification/configs/%.yaml $(CLS_SOURCES)
-	$(PY) -m classification --table $* --profile $(PROFILE) --out $(CLS_RUNS)/$* $(CLS_DATA_ARG) $(CLS_ARGS)
+	$(PY) -m classification --table $* --profile $(PROFILE) --out $(CLS_RUNS)/$* $(CLS_DATA_ARG) $(DEVICE_ARG) $(CLS_ARGS)
 	touch $@
 
 table1 table5 table6 table7 table8: table%: $(CLS_RUNS)/table%/.done
@@ -23,10 +23,29 @@ table1 table5 table6 table7 table8: table%: $(CLS_RUNS)/table%/.done
 figure1: $(CLS_RUNS)/table7/.done
 	$(CLS_FIG) figure1 --runs $(CLS_RUNS)/table7 --out $(FIGURES)
 
-figure2 figure8 figure9 figure10 figure11: $(CLS_RUNS)/table1/.done
+figure2: $(CLS_RUNS)/table1/.done
 	$(CLS_FIG) $@ --runs $(CLS_RUNS)/table1 --out $(FIGURES)
 
-figure5 figure6 figure7: $(CLS_RUNS)/table5/.done
+# Figures 8-11 as the paper draws them: Table 1's ResNet rows with 10 retraining epochs (Table 1 retrains 5),
+# from the same dense models (the cache), training accuracy per epoch in panel (c)
+$(CLS_RUNS)/figures8_11/.done: classification/configs/table1.yaml $(CLS_SOURCES)
+	$(PY) -m classification --table table1 --experiment r18_cifar --experiment r50_cifar --experiment r18_imagenet --experiment r50_imagenet \
+		--set pruning.retrain_epochs=10 --profile $(PROFILE) --out $(CLS_RUNS)/figures8_11 $(CLS_DATA_ARG) $(DEVICE_ARG) $(CLS_ARGS)
+	touch $@
+
+figure8 figure9 figure10 figure11: $(CLS_RUNS)/figures8_11/.done
+	$(CLS_FIG) $@ --runs $(CLS_RUNS)/figures8_11 --out $(FIGURES)
+
+# Figure 5 as the paper draws it: 100 SLR epochs of Table 5's ResNet-18 at rho 0.1, s0 1e-4 (Table 5 runs 20)
+$(CLS_RUNS)/figure5/.done: classification/configs/table5.yaml $(CLS_SOURCES)
+	$(PY) -m classification --table table5 --set pruning.epochs=100 --set pruning.retrain_epochs=0 \
+		--set 'sweeps=[{rho: [0.1], s0: [1.0e-4]}]' --profile $(PROFILE) --out $(CLS_RUNS)/figure5 $(CLS_DATA_ARG) $(DEVICE_ARG) $(CLS_ARGS)
+	touch $@
+
+figure5: $(CLS_RUNS)/figure5/.done
+	$(CLS_FIG) $@ --runs $(CLS_RUNS)/figure5 --out $(FIGURES)
+
+figure6 figure7: $(CLS_RUNS)/table5/.done
 	$(CLS_FIG) $@ --runs $(CLS_RUNS)/table5 --out $(FIGURES)
 
 # the weight heatmaps of the appendix: SLR stages (13-16), SLR vs ADMM (19-22)
@@ -58,7 +77,8 @@ classification-ddp: install
 	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) -m classification --table table7 \
 		--profile $(PROFILE) --out $(CLS_RUNS)/table7-ddp $(CLS_DATA_ARG) $(CLS_ARGS)
 
-DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2 figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22
+DEMO_TARGETS += table1 table5 table6 table7 table8 figure1 figure2 figure5 figure6 figure7 figure8 figure9 figure10 figure11 \
+                figure13 figure14 figure15 figure16 figure19 figure20 figure21 figure22
 
 # Peers (issue 7): SLR, ADMM (ours), NNI 2.10.1's ADMMPruner, one-shot global magnitude and gradual
 # magnitude pruning on the same model, data, epochs and compression, each followed by the same masked

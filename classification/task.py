@@ -1,4 +1,4 @@
-"""The pipeline's task interface for image classification (core.pipeline.Task).
+"""The pipeline's task for image classification (a core.harness.task.PipelineTask).
 
 Under ``torchrun`` the model trains in DistributedDataParallel with batch norm over the global
 batch, each rank takes its share of every global batch, and evaluation sums are reduced over
@@ -10,6 +10,7 @@ floating-point summation order) and resumes from a checkpoint to the same number
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,17 +18,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from core import distributed
-from core.config import settings_digest
 from core.errors import ConfigError
-from core.pipeline import rng_state, seed_everything, set_rng_state
-from core.results import atomic_torch_save, load_state, read_checkpoint
+from core.harness import distributed
+from core.harness.task import BatchResult, PipelineTask
 
 from .data import ClassificationData, subset_indices
 from .metrics import topk_correct
 from .models import build_model, load_checkpoint_weights
 
-__all__ = ["ClassificationTask", "SeededItems", "build_optimizer", "dense_cache_key"]
+__all__ = ["ClassificationTask", "SeededItems", "build_optimizer"]
 
 _OPTIMIZERS = ("adam", "sgd")
 
@@ -52,14 +51,8 @@ def _build_scheduler(optimizer: torch.optim.Optimizer, name: str | None, epochs:
     raise ConfigError(f"unknown scheduler '{name}'; use none or cosine")
 
 
-def dense_cache_key(settings: Mapping[str, Any]) -> str:
-    """A short hash of everything the dense model depends on (model, data, dense training)."""
-    relevant = {k: settings.get(k) for k in ("model", "data", "dense", "batch_size")}
-    return settings_digest(relevant)
-
-
 class SeededItems(Dataset):
-    """A data set indexed by ``(seed, index)`` pairs (:class:`core.distributed.ShardedEpochSampler`):
+    """A data set indexed by ``(seed, index)`` pairs (:class:`core.harness.distributed.ShardedEpochSampler`):
     each item's random augmentation is drawn from a generator seeded by the pair alone, and the
     caller's random state is left as it was."""
 
@@ -76,12 +69,12 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
-class ClassificationTask:
+class ClassificationTask(PipelineTask):
     """One classifier on one data set, with the optimizers and epochs of ``settings``.
 
-    The dense model is, in order: loaded from ``dense_checkpoint``; read from the cache folder;
-    or trained here (``dense.epochs``, with its own fixed seed) and written to the cache, so the
-    runs of a table share one dense model as the paper's runs share one pretrained model.
+    The dense model comes from core's dense step (core.harness.dense): ``dense.checkpoint``, the
+    cache, or ``dense.epochs`` of training here; with ``dense.epochs: 0`` and ``model.pretrained``
+    torchvision's ImageNet weights are the dense model.
 
     ``batch_size`` is the global batch: under torchrun each of W ranks trains on ``batch_size / W``
     images per step. ``sync_bn`` (default true) makes batch norm use the global batch's statistics
@@ -90,13 +83,10 @@ class ClassificationTask:
 
     task = "classification"
 
-    def __init__(self, settings: Mapping[str, Any], data: ClassificationData, dense_dir: str | Path,
-                 dense_checkpoint: str | Path | None = None, device: str | torch.device | None = None,
+    def __init__(self, settings: Mapping[str, Any], data: ClassificationData, device: str | torch.device | None = None,
                  progress: bool = True) -> None:
         self.settings = copy.deepcopy(dict(settings))
         self.data = data
-        self.dense_dir = Path(dense_dir)
-        self.dense_checkpoint = None if dense_checkpoint is None else Path(dense_checkpoint)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.progress = progress and distributed.is_main()
         self.world, self.rank = distributed.world_size(), distributed.rank()
@@ -120,7 +110,6 @@ class ClassificationTask:
     def config(self) -> dict[str, Any]:
         """The task settings stored in each results file."""
         out = copy.deepcopy(self.settings)
-        out["dense_checkpoint"] = None if self.dense_checkpoint is None else str(self.dense_checkpoint)
         out["num_train"], out["num_test"] = len(self.data.train), len(self.data.test)
         return out
 
@@ -161,78 +150,40 @@ class ClassificationTask:
             self._test_loader = self._loader(False)
         return self._test_loader
 
-    # the Task protocol ----------------------------------------------------------------------
+    # the pipeline's hooks -------------------------------------------------------------------
     def new_model(self) -> nn.Module:
-        """The architecture with fresh weights (ImageNet weights when ``model.pretrained``)."""
+        """The architecture with fresh weights (ImageNet weights when ``model.pretrained``, unless a
+        ``dense.checkpoint`` replaces them: they are then not fetched)."""
         cfg = self.settings["model"]
+        pretrained = bool(cfg.get("pretrained", False)) and not (self.settings.get("dense") or {}).get("checkpoint")
         model = build_model(cfg["arch"], self.data.num_classes, float(cfg.get("width", 1.0)), cfg.get("stem", "cifar"),
-                            bool(cfg.get("pretrained", False))).to(self.device)
+                            pretrained).to(self.device)
         if self.channels_last:  # NHWC convolutions: about 1.7x faster on a CPU (oneDNN); same parameters
             model = model.to(memory_format=torch.channels_last)
         return distributed.convert_sync_batchnorm(model, self.device) if self.sync_bn else model
 
-    def dense_path(self) -> Path:
-        return self.dense_dir / f"{self.model_name}_{self.dataset_name}_{dense_cache_key(self.settings)}.pt"
+    @property
+    def dense_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """What a dense model trained here depends on; the pruning ``optimizer`` too when ``dense``
+        names none of its own (it then trains the dense model)."""
+        keys = ("model", "data", "dense", "batch_size")
+        return keys if "optimizer" in (self.settings.get("dense") or {}) else (*keys, "optimizer")
 
-    def build_model(self) -> nn.Module:
-        model = self.new_model()
-        if self.dense_checkpoint is not None:
-            load_checkpoint_weights(model, self.dense_checkpoint)
-            return model
-        path = self.dense_path()
-        if distributed.broadcast_object(path.is_file()):  # rank 0 decides, so that all ranks train or none
-            load_checkpoint_weights(model, path)
-            return model
-        if int(self.settings.get("dense", {}).get("epochs", 0)) > 0:
-            self._train_dense(model)
-            metrics = self.evaluate(model)  # every rank: the sums are reduced over them
-            if distributed.is_main():
-                atomic_torch_save({"model": model.state_dict(), "metrics": metrics, "settings": self.settings}, path)
-                path.with_suffix(".partial.pt").unlink(missing_ok=True)
-            distributed.barrier()  # the cache exists before any rank goes on
-        return model
+    def has_trained_weights(self) -> bool:
+        """torchvision's ImageNet weights are a dense model of their own."""
+        return bool(self.settings["model"].get("pretrained", False))
 
-    def _train_dense(self, model: nn.Module) -> None:
-        """Train from scratch with ``dense`` settings; the caller's random state is left untouched.
-
-        After every epoch the state (model, optimizer, scheduler, random state) goes to
-        ``<cache>.partial.pt``, so a stopped dense training continues where it stopped, to the
-        same weights; the file is removed once the dense model is cached."""
-        dense = self.settings["dense"]
-        saved = rng_state()
-        seed_everything(int(dense.get("seed", 0)))
-        optimizer = build_optimizer(model.parameters(), dense.get("optimizer", self.settings["optimizer"]))
-        epochs = int(dense["epochs"])
-        scheduler = _build_scheduler(optimizer, dense.get("scheduler"), epochs)
-        partial, start = self.dense_path().with_suffix(".partial.pt"), 0
-        if distributed.broadcast_object(partial.is_file()):
-            state = read_checkpoint(partial, "partial dense training", "delete it to train the dense model from the start")
-            fix = "delete it to train the dense model from the start"
-            load_state(model, state["model"], partial, fix)
-            load_state(optimizer, state["optimizer"], partial, fix)
-            if scheduler is not None:
-                load_state(scheduler, state["scheduler"], partial, fix)
-            set_rng_state(state["rng"])
-            start = int(state["epoch"])
-        bar = _bar(epochs, f"dense {self.model_name}", self.progress)
-        if bar is not None:
-            bar.update(start)
-        for epoch in range(start, epochs):
-            loss = self.train_one_epoch(model, optimizer, epoch, "dense")
-            if scheduler is not None:
-                scheduler.step()
-            if distributed.is_main():
-                atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                   "scheduler": None if scheduler is None else scheduler.state_dict(), "rng": rng_state(),
-                                   "loss": loss}, partial)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}")
-        if bar is not None:
-            bar.close()
-        set_rng_state(saved)
+    def load_dense(self, model: nn.Module, path: Path) -> None:
+        load_checkpoint_weights(model, path)
 
     def build_optimizer(self, model: nn.Module, stage: str):
+        """``optimizer`` (``dense.optimizer`` for the dense model; ``retrain_optimizer`` overrides for
+        retraining) and its per-epoch ``scheduler`` (none or cosine) over the stage's epochs."""
+        if stage == "dense":
+            dense = self.settings["dense"]
+            cfg = dict(dense.get("optimizer", self.settings["optimizer"]))
+            optimizer = build_optimizer(model.parameters(), cfg)
+            return optimizer, _build_scheduler(optimizer, dense.get("scheduler"), int(dense["epochs"]))
         cfg = dict(self.settings["optimizer"])
         if stage == "retrain":
             cfg.update(self.settings.get("retrain_optimizer") or {})
@@ -240,8 +191,8 @@ class ClassificationTask:
         epochs = int(self.settings["pruning"]["retrain_epochs" if stage == "retrain" else "epochs"])
         return optimizer, _build_scheduler(optimizer, cfg.get("scheduler"), epochs)
 
-    def _parallel(self, model: nn.Module) -> nn.Module:
-        """The module to train: ``model`` in DistributedDataParallel under torchrun, else itself."""
+    def training_module(self, model: nn.Module) -> nn.Module:
+        """``model`` in DistributedDataParallel under torchrun, else itself."""
         if self.world == 1:
             return model
         if self._ddp is None or self._ddp.module is not model:
@@ -249,30 +200,20 @@ class ClassificationTask:
             self._ddp = distributed.wrap_ddp(model, self.device, forward_sync_buffers=not self.sync_bn)
         return self._ddp
 
-    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str) -> float:
-        """One pass over the training set; returns the mean loss over the global batch (all ranks)."""
-        net = self._parallel(model)
-        net.train()
+    def train_batches(self, stage: str, epoch: int, seed: int) -> DataLoader:
+        """This rank's share of one epoch; the shuffle and augmentation seed is drawn from the run's
+        random state (the same draw on every rank)."""
         loader = self.train_loader(stage)
-        seed = int(torch.randint(0, 2**62, ()))  # the same draw on every rank: the same shuffle and augmentation
-        loader.sampler.set_seed(seed)  # type: ignore[union-attr]
-        sums = torch.zeros(2, device=self.device, dtype=torch.float64)  # loss * images, images
-        bar = _bar(len(loader), f"{stage} epoch {epoch + 1}", self.progress and len(loader) >= 50)
-        for images, labels in loader:
-            images = self._batch(images)
-            labels = labels.to(self.device, non_blocking=True)
-            loss = nn.functional.cross_entropy(net(images), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums[0] += loss.detach() * len(labels)
-            sums[1] += len(labels)
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        total, count = distributed.all_reduce_sum(sums).tolist()
-        return total / max(count, 1.0)
+        loader.sampler.set_seed(int(torch.randint(0, 2**62, ())))  # type: ignore[union-attr]
+        return loader
+
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
+        """Cross-entropy, and the top-1 hits for the training accuracy."""
+        images, labels = batch
+        images, labels = self._batch(images), labels.to(self.device, non_blocking=True)
+        logits = net(images)
+        correct = (logits.detach().argmax(1) == labels).sum()
+        return BatchResult(nn.functional.cross_entropy(logits, labels), len(labels), correct, len(labels))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -281,7 +222,7 @@ class ClassificationTask:
         same numbers)."""
         model.eval()
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, loss, images
-        for images, labels in self.test_loader:
+        for images, labels in itertools.islice(self.test_loader, self.max_batches):
             images, labels = self._batch(images), labels.to(self.device, non_blocking=True)
             logits = model(images)
             sums[2] += nn.functional.cross_entropy(logits, labels, reduction="sum")
@@ -291,11 +232,3 @@ class ClassificationTask:
         top1, top5, loss, count = distributed.all_reduce_sum(sums).tolist()
         count = max(count, 1.0)
         return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "loss": loss / count}
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

@@ -9,16 +9,16 @@
 Install it alone with ``pip install .`` (torch and PyYAML only). ``help(core.SLR)`` lists the
 accepted forms of the model and the config. Use ``attach`` or ``add_penalty_grad``, not both.
 """
-from .admm import ADMM
+from .pruning.admm import ADMM
 from .errors import CheckpointError, ConfigError, DataError, PruningWarning, TrainingDiverged, UserError, exit_on_user_error
-from .masks import Masks
-from .methods import MethodSpec, build_pruner, method_names, register_method, unavailable_reason
-from .names import ParameterNames, normalize_name
-from .projections import Scheme, project, scheme_units, sparsity_mask, topk_mask
-from .pruner import DualPruner
-from .slr import SLR, slr_alpha, slr_stepsize
-from .sparsity import PrunedLayer, SparsityConfig
-from .stats import CompressionStats, compression_stats
+from .pruning.masks import Masks
+from .pruning.methods import MethodSpec, build_pruner, method_names, register_method, unavailable_reason
+from .pruning.names import ParameterNames, normalize_name
+from .pruning.projections import Scheme, project, scheme_units, sparsity_mask, topk_mask
+from .pruning.pruner import DualPruner
+from .pruning.slr import SLR, slr_alpha, slr_stepsize
+from .pruning.sparsity import PrunedLayer, SparsityConfig
+from .pruning.stats import CompressionStats, compression_stats
 
 __all__ = [
     "ADMM", "SLR", "DualPruner", "SparsityConfig", "PrunedLayer", "Masks", "Scheme",

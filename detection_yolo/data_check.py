@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import yaml
 
-from core.config import load_yaml, settings_digest
+from core.harness.config import load_yaml, settings_digest
 from core.errors import DataError
 
 __all__ = ["SplitReport", "resolve_data_yaml", "check_splits", "dataset_name", "SPLITS"]
@@ -79,7 +79,7 @@ def resolve_data_yaml(path: str | Path, out_dir: str | Path, datasets_dir: str |
     """Check the data YAML at ``path`` and write its resolved copy to ``out_dir``; returns the copy."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data YAML {path} not found; pass --data-root holding it or --set data=PATH (an Ultralytics data YAML)")
+        raise DataError(f"data YAML {path} not found; pass --data-root holding it or --set data.yaml=PATH (an Ultralytics data YAML)")
     spec = load_yaml(path, what="Ultralytics data YAML") or {}
     if not isinstance(spec, dict):
         raise DataError(f"{path} is not an Ultralytics data YAML (a mapping with path, train, val and names); fix the file")

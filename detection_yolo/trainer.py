@@ -45,14 +45,15 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, callbacks
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
-from core import Masks, build_pruner, compression_stats, distributed
+from core import Masks, build_pruner, compression_stats
+from core.harness import distributed
 from core.errors import ConfigError
-from core.pipeline import history_row, rng_state, set_rng_state
-from core.results import atomic_torch_save, atomic_write
+from core.harness.pipeline import history_row, rng_state, set_rng_state
+from core.harness.results import atomic_torch_save, atomic_write
 
 from .data_errors import data_error
 from .layers import expand_patterns
-from .spec import PRUNE_OPTIONS, StageSpec, prune_spec, retrain_spec
+from .spec import SPARSITY_OPTIONS, SCHEDULE_OPTIONS, StageSpec, prune_spec, retrain_spec
 from .ultralytics_env import restore_threads
 
 __all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "resume_overrides",
@@ -166,6 +167,8 @@ class _StageTrainer(DetectionTrainer):
         self.summary: dict[str, Any] = {"stage": self.spec.stage, "method": self.spec.method, "metrics": {}}
         self._epoch_row: dict[str, Any] | None = None
         self._rng_states: list[dict[str, Any]] | None = None  # every rank's, after the epoch's training and validation
+        self._validated = False  # whether this epoch was validated
+        self._val_setting: bool | None = None  # the `val` argument while an epoch without validation holds it off (eval_every)
         # resumed after the last epoch: only the stage's closing work (hard-pruning, final files) is left
         resumed_epoch = _checkpoint_epoch(Path(self.args.resume)) if self.resume else None
         self._closing_only = resumed_epoch is not None and resumed_epoch + 1 >= self.epochs
@@ -330,6 +333,7 @@ class _StageTrainer(DetectionTrainer):
         generator, which the resume state restores (a running iterator draws lazily)."""
         if hasattr(self.train_loader, "reset"):
             self.train_loader.reset()
+        self._validated = False
 
     def epoch_loss(self) -> float:
         """Mean training loss of the epoch (box + cls + dfl, no penalty)."""
@@ -339,21 +343,32 @@ class _StageTrainer(DetectionTrainer):
         """Called on every rank after the epoch's last step, before validation."""
         self._epoch_row = history_row(self.spec.stage, self.epoch, self.epoch_loss(), None, None)
         self._rng_states = distributed.all_gather_object(self._random_state())  # again after validation, if any
+        every = int(self.spec.eval_every)
+        if every > 1 and (self.epoch + 1) % every:  # Ultralytics validates when `val` is on, and after the last epoch
+            self._val_setting, self.args.val = self.args.val, False
+
+    def _restore_val(self) -> None:
+        """The `val` argument as given, once the epoch's validation was decided (before any checkpoint records it)."""
+        if self._val_setting is not None:
+            self.args.val, self._val_setting = self._val_setting, None
 
     def validate(self):
         """Ultralytics' validation (every rank), then every rank's random state: its Format step
         draws from Python's generator, so the state to resume from is the one after it."""
+        self._restore_val()
         result = super().validate()
+        self._validated = True
         self._rng_states = distributed.all_gather_object(self._random_state())
         return result
 
     def _completed_row(self) -> dict[str, Any]:
-        """The epoch's row with its validation metrics."""
-        metrics = detection_metrics(self.metrics) if self.args.val or self.epoch + 1 >= self.epochs else None
+        """The epoch's row with its validation metrics (None for an epoch that was not validated)."""
+        metrics = detection_metrics(self.metrics) if self._validated else None
         return {**self._epoch_row, "metrics": metrics}
 
     def end_fit_epoch(self) -> None:
         """Called after validation and saving; records the epoch and writes ``stage.json``."""
+        self._restore_val()
         if self._epoch_row is None:
             return
         self.rows.append(self._completed_row())
@@ -362,6 +377,7 @@ class _StageTrainer(DetectionTrainer):
 
     def save_model(self):
         """Ultralytics' checkpoint, written atomically; for ``last.pt`` the exact resume state first."""
+        self._restore_val()
         target = self.last
         if target == self.wdir / "last.pt":
             self._save_resume_state()
@@ -436,8 +452,12 @@ class PruneTrainer(_StageTrainer):
         model.train(trainer=PruneTrainer.configured(method="admm", rate=3.0), data=..., epochs=...)
 
     The penalty gradient is added to the unscaled gradients of the pruned weights at every
-    step; Z and the multipliers are updated once per epoch with the epoch's mean loss. After the
-    last epoch the model is hard-pruned, the same masks are applied to the EMA copy, which is
+    step; the pruner's ``update()`` runs after every epoch with the epoch's mean loss and updates
+    Z and the multipliers on every ``update_every``-th call (the spec's ``pruner_settings``, which
+    also hold the method's hyperparameters; the stage's ``epochs`` are added). With the spec's
+    ``eval_every`` > 1 Ultralytics validates only every n-th epoch and the last. The pruner's state
+    lives in the trainer (``self.pruner``) and, for resuming, in each epoch's
+    ``weights/resume_e<epoch>.pt``. After the last epoch the model is hard-pruned, the same masks are applied to the EMA copy, which is
     validated and saved as ``weights/pruned.pt`` (masks in ``weights/masks.pt``). ``pruned.pt`` is
     the trainer's ``best``, so the model Ultralytics hands back after ``train()`` is the pruned
     one; the pre-pruning ``best.pt`` is removed and ``last.pt`` holds the model after training.
@@ -457,15 +477,14 @@ class PruneTrainer(_StageTrainer):
     @classmethod
     def fallback_spec(cls) -> StageSpec:
         raise ConfigError(f"PruneTrainer needs its pruning options: train(trainer=PruneTrainer, {PRUNE_KEY}={{'method': 'slr', 'rate': 2.0}}) "
-                          f"or trainer=PruneTrainer.configured(method='slr', rate=2.0) (options: {', '.join(PRUNE_OPTIONS)})")
-
-    @property
-    def pruner_state_path(self) -> Path:
-        return self.save_dir / "pruner_state.pt"
+                          f"or trainer=PruneTrainer.configured(method='slr', rate=2.0) (options: {', '.join(SPARSITY_OPTIONS)}, the method's hyperparameters, "
+                          f"{', '.join(SCHEDULE_OPTIONS)})")
 
     def setup_stage(self) -> None:
+        """The pruner, with the spec's settings (hyperparameters, update_every) and this stage's epochs."""
         model = unwrap_model(self.model)
-        self.pruner = build_pruner(self.spec.method, model, expand_patterns(self.spec.sparsity, model), **self.spec.hyper)
+        settings = {"epochs": self.epochs, **self.spec.pruner_settings}
+        self.pruner = build_pruner(self.spec.method, model, expand_patterns(self.spec.sparsity, model), **settings)
         self.summary["pruned_layers"] = list(self.pruner.names)
 
     def stage_state(self) -> dict[str, Any]:
@@ -481,8 +500,7 @@ class PruneTrainer(_StageTrainer):
         super().end_train_epoch()
         record = self.pruner.update(self._epoch_row["loss"])  # all ranks: the loss is averaged over them
         self._epoch_row = history_row(self.spec.stage, self.epoch, self._epoch_row["loss"], None, record)
-        if RANK in {-1, 0}:
-            atomic_torch_save(self.pruner.state_dict(), self.pruner_state_path)
+        # the pruner's state travels in weights/resume_e<epoch>.pt (stage_state()), written with last.pt
 
     def finish_stage(self) -> None:
         self.summary["metrics"]["after_training"] = self.summary["metrics"]["final"]

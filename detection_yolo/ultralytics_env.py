@@ -40,25 +40,25 @@ def prepare_ultralytics(config_dir: str | Path, threads: int | None = None, verb
     fix the CPU thread count to ``threads`` (default: the current torch setting). With
     ``verbose=False`` Ultralytics shows no progress bars and no info logs.
 
-    Returns Ultralytics' settings folder (``config_dir/Ultralytics``). Raises ``RuntimeError`` when Ultralytics is already imported
-    with another config folder, since its settings could then reach the network.
+    Returns Ultralytics' settings folder (``config_dir/Ultralytics``). When Ultralytics is already
+    imported, it keeps the folder of the first call (its fonts are put back if that folder was
+    removed since); raises ``RuntimeError`` when it was imported without this function, since
+    its settings could then reach the network.
     """
     config_dir = Path(config_dir).resolve()
     user_dir = config_dir / "Ultralytics"  # Ultralytics keeps its settings and fonts in this subfolder
-    user_dir.mkdir(parents=True, exist_ok=True)
-    font = _bundled_font()
-    for name in FONT_NAMES:
-        target = user_dir / name
-        if not target.exists():
-            shutil.copyfile(font, target)
+    _copy_fonts(user_dir)
     threads = int(threads or torch.get_num_threads())
     if "ultralytics" in sys.modules:
         from ultralytics.utils import USER_CONFIG_DIR, ONLINE
 
-        if ONLINE or not all((Path(USER_CONFIG_DIR) / n).exists() for n in FONT_NAMES):
+        current = Path(USER_CONFIG_DIR)
+        ours = os.environ.get("YOLO_OFFLINE") == "1" and Path(os.environ.get("YOLO_CONFIG_DIR", "")) in current.parents
+        if ONLINE or not (ours or all((current / n).exists() for n in FONT_NAMES)):
             raise RuntimeError(
                 "ultralytics was imported before prepare_ultralytics(); call it first so that it runs offline"
             )
+        _copy_fonts(current)  # the folder an earlier call prepared may be gone (a refused run removes what it wrote)
         restore_threads(threads)
         return Path(USER_CONFIG_DIR)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
@@ -73,6 +73,16 @@ def prepare_ultralytics(config_dir: str | Path, threads: int | None = None, verb
         SETTINGS.update(sync=False)  # no usage events, even if a network appears
     restore_threads(threads)
     return user_dir
+
+
+def _copy_fonts(user_dir: Path) -> None:
+    """``user_dir`` (created) with the fonts Ultralytics looks for."""
+    user_dir.mkdir(parents=True, exist_ok=True)
+    font = _bundled_font()
+    for name in FONT_NAMES:
+        target = user_dir / name
+        if not target.exists():
+            shutil.copyfile(font, target)
 
 
 def restore_threads(threads: int) -> None:

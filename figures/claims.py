@@ -3,6 +3,8 @@ confidence interval over seeds, the number of seeds, and a verdict.
 
     python -m figures.claims [--runs docs/fidelity/results] [--out FILE.md]
 
+The classification claims are judged here; YOLO's, KITTI's and TuSimple's in figures/task_claims.py.
+
 Runs are grouped by their settings (experiments that differ only in method, rate and seed pool,
 named after the one that holds the headline rate), method, target rate and seed; every comparison pairs an SLR run with the ADMM run of the same experiment, rate and seed
 (``slr`` with ``admm``, ``slr_authors`` with ``admm_authors``). Verdicts: *holds* when the
@@ -140,8 +142,9 @@ def _paired(index, experiment: str, slr: str, admm: str, rate: float, value) -> 
 
 
 def judge(results: Iterable[Mapping[str, Any]]) -> list[Claim]:
-    """Every claim the runs can test, for every experiment and SLR/ADMM pair they hold."""
-    index = index_runs(results)
+    """Every claim of the classification runs, for every experiment and SLR/ADMM pair they hold
+    (the other tasks' claims: figures/task_claims.py)."""
+    index = index_runs(r for r in results if r.get("task", "classification") == "classification")
     claims: list[Claim] = []
     experiments = sorted({k[0] for k in index})
     for experiment in experiments:
@@ -222,12 +225,21 @@ def claims_markdown(results: Sequence[Mapping[str, Any]], source: str) -> str:
         lines.append(render_table(["claim", "runs", "paper", "ours (95 % CI)", "unit", "n", "verdict"],
                                   [[c.claim, c.pair, c.paper, str(c.ours), c.unit, c.ours.n, f"**{c.verdict}**"] for c in claims]))
     else:
-        lines.append("No SLR/ADMM pair of runs to compare.")
+        lines.append("No SLR/ADMM pair of classification runs to compare.")
+    from .task_claims import task_claims  # imports this module
+
+    per_task = task_claims(results)
+    if per_task:
+        lines += ["", "## Per-task claims (YOLO, KITTI, TuSimple)", "",
+                  render_table(["task", "claim", "paper", "ours (95 % CI)", "unit", "n", "verdict"],
+                               [[c.task, c.claim, c.paper, str(c.ours), c.unit, c.ours.n, f"**{c.verdict}**"] for c in per_task])]
     ablation_rows = ablations(results)
     if ablation_rows:
         lines += ["", "## Ablations: one factor changed, against the `authors` runs of the same seed (after hard-pruning)", "",
                   render_table(["ablation", "difference", "mean [95 % CI]", "n"], [[a, d, str(ci), ci.n] for a, d, ci in ablation_rows])]
-    lines += ["", "## Runs (mean ± 95 % CI half-width, primary metric)", "", _runs_table(results), ""]
+    classification = [r for r in results if r.get("task", "classification") == "classification"]
+    if classification:
+        lines += ["", "## Runs (mean ± 95 % CI half-width, primary metric)", "", _runs_table(classification), ""]
     return "\n".join(lines)
 
 
@@ -235,7 +247,7 @@ def claims_markdown(results: Sequence[Mapping[str, Any]], source: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from core.cli import ArgumentParser
+    from core.harness.cli import ArgumentParser
 
     parser = ArgumentParser(prog="python -m figures.claims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("docs/fidelity/results"), help="folder searched for results.json files")

@@ -9,9 +9,10 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from core.errors import DataError
-from core.results import read_results
+from core.harness.results import read_results
 
-__all__ = ["collect_results", "task_results", "runs_out_parser", "paper_numbers", "mean_std", "render_table", "write_table", "save_figure", "metric"]
+__all__ = ["collect_results", "task_results", "runs_out_parser", "paper_numbers", "mean_std", "render_table", "write_table", "save_figure", "metric", "achieved_rate",
+           "RATE_COLUMNS"]
 
 PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 
@@ -39,7 +40,7 @@ def runs_out_parser(doc: str | None, runs_help: str = "folder with the runs' res
     """An argument parser with the ``--runs`` and ``--out`` every table and figure module takes."""
     import argparse
 
-    from core.cli import ArgumentParser
+    from core.harness.cli import ArgumentParser
 
     parser = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=runs is None, default=runs, help=runs_help)
@@ -66,6 +67,17 @@ def mean_std(values: Sequence[float], digits: int = 2) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+RATE_COLUMNS = ("Achieved rate", "Whole-model rate")
+
+
+def achieved_rate(runs: Sequence[dict[str, Any]], which: str = "pruned_layers", digits: int = 2) -> str:
+    """The achieved compression rate of ``runs`` (``pruned_layers`` or ``whole_model``, as the results
+    files measured it on the final weights), mean ± std over seeds with a ``×``; ``-`` for none."""
+    values = [(r.get("achieved_compression") or {}).get(which) for r in runs]
+    values = [float(v) for v in values if v is not None]
+    return mean_std(values, digits) + "×" if values else "-"
 
 
 def _escape_tex(text: str) -> str:

@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from core.cli import ArgumentParser  # noqa: E402
+from core.harness.cli import ArgumentParser  # noqa: E402
 from core.errors import DataError, exit_on_user_error  # noqa: E402
 from figures.common import metric, paper_numbers, save_figure  # noqa: E402
 from figures.table1 import classification_results, experiment_of  # noqa: E402
@@ -82,7 +82,8 @@ def figure1(results: Sequence[dict[str, Any]], experiment: str | None = "r18_cif
             ax.plot(*zip(*ref), linestyle="--", marker="x", color=COLORS[method], alpha=0.6, label=f"{method.upper()} (paper)")
     ax.set_xlabel("compression rate (×)")
     ax.set_ylabel(f"{chosen[0]['primary_metric']} accuracy after hard-pruning (%)")
-    ax.set_title(f"Figure 1: {chosen[0]['model']} on {chosen[0]['dataset']} ({chosen[0]['profile']})")
+    ax.set_title(f"Figure 1: accuracy after hard-pruning vs compression rate\n{chosen[0]['model']} on {chosen[0]['dataset']} "
+                 f"(profile {chosen[0]['profile']})" + ("; dashed: paper, Table 7" if paper else ""), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
@@ -99,7 +100,8 @@ def figure2(results: Sequence[dict[str, Any]], experiment: str | None = "r18_ima
     any_r = next(iter(chosen.values()))
     ax.set_xlabel("epoch")
     ax.set_ylabel("constraint violation ||W - Z||")
-    ax.set_title(f"Figure 2: {any_r['model']} on {any_r['dataset']}, {any_r['target_compression']:g}×")
+    ax.set_title(f"Figure 2: constraint violation per epoch, SLR vs ADMM\n{any_r['model']} on {any_r['dataset']}, "
+                 f"{any_r['target_compression']:g}× (profile {any_r['profile']})", fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -175,14 +177,17 @@ def figure7(results: Sequence[dict[str, Any]], rho: float = 0.1, step_sizes: Seq
 
 
 def training_curves(results: Sequence[dict[str, Any]], experiment: str, title: str):
-    """(a) cross-entropy and (b) mixed loss during training, (c) test accuracy during training,
-    (d) test accuracy and (e) training loss during retraining, SLR vs ADMM."""
+    """(a) cross-entropy and (b) mixed loss during training, (c) training accuracy during training
+    (as the paper's panel c; results files without it fall back to the test accuracy, and the
+    panel says so), (d) test accuracy and (e) training loss during retraining, SLR vs ADMM."""
     chosen = _first_seed(_select(results, experiment))
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.4))
+    recorded = any(row.get("train_accuracy") is not None for r in chosen.values() for row in prune_rows(r, "prune"))
     panels: list[tuple[str, str, Callable[[dict], Any]]] = [
         ("prune", "(a) cross-entropy loss during training", lambda row: row["loss"]),
         ("prune", "(b) mixed loss during training", lambda row: row.get("mixed_loss")),
-        ("prune", "(c) test accuracy during training (%)", None),
+        ("prune", "(c) training accuracy during training (%)", lambda row: row.get("train_accuracy")) if recorded else
+        ("prune", "(c) test accuracy during training (%; no training accuracy recorded)", None),
         ("retrain", "(d) test accuracy during retraining (%)", None),
         ("retrain", "(e) training loss during retraining", lambda row: row["loss"]),
     ]
@@ -221,7 +226,7 @@ def draw(name: str, results: Sequence[dict[str, Any]], experiment: str | None = 
         return figure7(results)
     if name in CURVE_FIGURES:
         default, label = CURVE_FIGURES[name]
-        return training_curves(results, experiment or default, f"Figure {name[6:]}: SLR vs ADMM, {label}")
+        return training_curves(results, experiment or default, f"Figure {name[6:]}: SLR vs ADMM losses and accuracy in training and retraining, {label}")
     raise DataError(f"unknown figure '{name}'; choose from {', '.join(FIGURES)}")
 
 

@@ -88,7 +88,7 @@ def figure2_fidelity(results: Sequence[Mapping[str, Any]]):
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from core.cli import ArgumentParser
+    from core.harness.cli import ArgumentParser
 
     parser = ArgumentParser(prog="python -m figures.fig_fidelity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("docs/fidelity/results"))

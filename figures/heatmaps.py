@@ -1,5 +1,5 @@
 """The weight heatmaps of the paper's appendix, Figures 13-24, from results files and the weight
-snapshots each run writes beside them (``heatmaps.pt``, see :mod:`core.snapshots`).
+snapshots each run writes beside them (``heatmaps.pt``, see :mod:`core.harness.snapshots`).
 
 Figures 13-18: one model pruned with SLR, |W| before pruning, after SLR training and after
 hard-pruning. Figures 19-24: the same layers after SLR training and after ADMM training.
@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from core.cli import ArgumentParser  # noqa: E402
+from core.harness.cli import ArgumentParser  # noqa: E402
 from core.errors import DataError, exit_on_user_error  # noqa: E402
 from figures.common import collect_results, save_figure  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import DataError, exit_on_user_error
-from figures.common import collect_results, mean_std, metric, runs_out_parser, write_table
+from figures.common import RATE_COLUMNS, achieved_rate, collect_results, mean_std, metric, runs_out_parser, write_table
 
 __all__ = ["COLUMNS", "METHOD_LABELS", "peer_rows", "run_peers_table"]
 
@@ -24,7 +24,7 @@ METHOD_LABELS = {
     "gmp": "Gradual magnitude (Zhu & Gupta)",
 }
 COLUMNS = ["Model", "Data set", "Rate", "Method", "Dense", "After pruning epochs", "After hard-pruning", "After retraining",
-           "Achieved rate", "Pruning stage (s)", "Wall time (s)", "Seeds"]
+           *RATE_COLUMNS, "Pruning stage (s)", "Wall time (s)", "Seeds"]
 
 
 def _stage_time(result: dict[str, Any], stage: str) -> float | None:
@@ -47,7 +47,7 @@ def peer_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
         rows.append([
             model, dataset, f"{rate:g}×", METHOD_LABELS.get(method, method),
             *(mean_std([metric(r, stage) for r in runs]) for stage in ("dense", "after_training", "after_hard_pruning", "after_retraining")),
-            mean_std([r["achieved_compression"]["pruned_layers"] for r in runs]) + "×",
+            achieved_rate(runs, "pruned_layers"), achieved_rate(runs, "whole_model"),
             mean_std([t for t in times if t is not None], digits=0),
             mean_std([float(r["wall_time_s"]) for r in runs], digits=0),
             str(len(runs)),

@@ -11,15 +11,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.cli import ArgumentParser
+from core.harness.cli import ArgumentParser
 from core.errors import exit_on_user_error
-from figures.common import task_results, mean_std, metric, paper_numbers, write_table
+from figures.common import RATE_COLUMNS, achieved_rate, task_results, mean_std, metric, paper_numbers, write_table
 
 __all__ = ["COLUMNS", "STAGES", "experiment_of", "comparison_rows", "classification_results", "run_comparison_table"]
 
 STAGES = ("after_training", "after_hard_pruning", "after_retraining")
 COLUMNS = ["Data set", "Model", "Rate", "Method", "Metric", "Dense", "After training", "After hard-pruning",
-           "After retraining", "Achieved rate", "Seeds",
+           "After retraining", *RATE_COLUMNS, "Seeds",
            "Paper: dense", "Paper: after training", "Paper: after hard-pruning", "Paper: after retraining"]
 _EXPERIMENT_LABELS = {"r18_cifar": ("CIFAR-10", "ResNet-18"), "r50_cifar": ("CIFAR-10", "ResNet-50"),
                       "vgg16_cifar": ("CIFAR-10", "VGG-16"), "r18_imagenet": ("ImageNet", "ResNet-18"),
@@ -65,7 +65,7 @@ def comparison_rows(results: Sequence[dict[str, Any]], paper: dict[str, Any], ex
             data_label, model, f"{rate:g}×", method.upper(), runs[0]["primary_metric"],
             mean_std([metric(r, "dense") for r in runs]),
             *(mean_std([metric(r, stage) for r in runs]) for stage in STAGES),
-            mean_std([r["achieved_compression"]["pruned_layers"] for r in runs]) + "×",
+            achieved_rate(runs, "pruned_layers"), achieved_rate(runs, "whole_model"),
             str(len(runs)),
             _fmt(ref.get("dense")), *(_fmt(ref.get(stage)) for stage in STAGES),
         ])

@@ -9,10 +9,10 @@ from collections import defaultdict
 from typing import Any
 
 from core.errors import exit_on_user_error
-from figures.common import runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
+from figures.common import RATE_COLUMNS, achieved_rate, runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
 
 COLUMNS = ["Model", "Epochs", "Rate", "Method", "Dense mAP", "After training", "After hard-pruning", "After retraining",
-           "Achieved rate", "Paper: original", "Paper: after training", "Paper: after hard-pruning"]
+           *RATE_COLUMNS, "Paper: original", "Paper: after training", "Paper: after hard-pruning"]
 MODEL_LABELS = {"yolov3-tiny": "YOLOv3-tiny", "yolov3-spp": "YOLOv3-SPP", "yolov3": "YOLOv3"}
 
 
@@ -41,7 +41,7 @@ def table2_rows(results: list[dict[str, Any]], paper: dict[str, Any]) -> list[li
             mean_std([metric(r, "after_training") for r in runs], 1),
             mean_std([metric(r, "after_hard_pruning") for r in runs], 1),
             mean_std([metric(r, "after_retraining") for r in runs], 1) + (f" ({retrain} ep)" if retrain else " (none)"),
-            mean_std([r["achieved_compression"]["pruned_layers"] for r in runs], 3) + "×",
+            achieved_rate(runs, "pruned_layers", 3), achieved_rate(runs, "whole_model", 3),
             _fmt(ref.get("original")), _fmt(ref.get("after_training")), _fmt(ref.get("after_hard_pruning")),
         ])
     return rows

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from core.errors import exit_on_user_error
 
-from .common import runs_out_parser, task_results, mean_std, paper_numbers, save_figure, write_table
+from .common import achieved_rate, runs_out_parser, task_results, mean_std, paper_numbers, save_figure, write_table
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 STAGES = ("after_hard_pruning", "after_retraining")
+COLUMNS = ["Level", "Original mAP", "Compression", "ADMM hard-pruned", "ADMM retrained", "SLR hard-pruned", "SLR retrained",
+           "Achieved rate (ADMM / SLR)", "Whole-model rate (ADMM / SLR)"]
 OFFICIAL_METRICS = {"3d": "3D", "bev": "BEV", "bbox": "2D", "aos": "AOS"}  # AOS: orientation similarity of the 2D matches
 
 
@@ -44,8 +46,14 @@ def _paper_cell(paper: dict, diff: str, rate: float, method: str, stage: int) ->
     return "-"
 
 
+def _rates(runs_by_method: dict[str, list[dict]], which: str) -> str:
+    """``ADMM / SLR`` achieved rate (``pruned_layers`` or ``whole_model``) of one target rate's runs."""
+    return " / ".join(achieved_rate(runs_by_method.get(m, []), which, 3) for m in ("admm", "slr"))
+
+
 def table3_rows(results: list[dict], metric: str) -> list[list[str]]:
-    """Rows: difficulty, dense mAP (ours / paper), rate, then ADMM and SLR after hard-pruning and retraining."""
+    """Rows: difficulty, dense mAP (ours / paper), rate, then ADMM and SLR after hard-pruning and
+    retraining, then the achieved pruned-layer and whole-model rates (ADMM / SLR)."""
     paper = paper_numbers("table3")
     groups = _group(results)
     rates = sorted({rate for _, rate in groups})
@@ -60,6 +68,8 @@ def table3_rows(results: list[dict], metric: str) -> list[list[str]]:
                 for s, stage in enumerate(STAGES):
                     ours = mean_std([_value(r, stage, key) for r in groups.get((method, rate), [])], 1)
                     row.append(f"{ours} ({_paper_cell(paper, diff, rate, method, s)})")
+            by_method = {m: groups.get((m, rate), []) for m in ("admm", "slr")}
+            row += [_rates(by_method, "pruned_layers"), _rates(by_method, "whole_model")]
             rows.append(row)
     return rows
 
@@ -77,25 +87,12 @@ def official_rows(results: list[dict]) -> list[list[str]]:
 
 
 def draw_figure3(results: list[dict], metric: str, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Figure 3 (drawn by :func:`figures.fig_kitti.figure3`, with the paper's Table 3 beside ours) as PNG and PDF."""
     import matplotlib.pyplot as plt
 
-    groups = _group(results)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-    for ax, diff in zip(axes, DIFFICULTIES):
-        for method, marker in (("admm", "s"), ("slr", "o")):
-            rates = sorted(rate for m, rate in groups if m == method)
-            values = [[_value(r, "after_hard_pruning", f"{metric}_mAP_{diff}") for r in groups[(method, rate)]] for rate in rates]
-            means = [sum(v for v in vs if v is not None) / max(1, sum(v is not None for v in vs)) for vs in values]
-            ax.plot(rates, means, marker=marker, label=method.upper())
-        ax.set_title(f"{diff.capitalize()}")
-        ax.set_xlabel("compression rate")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mAP after hard-pruning (%)")
-    axes[0].legend()
-    fig.suptitle("Figure 3: PointPillars on KITTI after hard-pruning (ours)")
+    from .fig_kitti import figure3
+
+    fig = figure3(results, metric)
     paths = save_figure(fig, out, "figure3")
     plt.close(fig)
     return paths
@@ -108,10 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = task_results(args.runs, "pointpillars_kitti", "kitti")
     profile = results[0]["profile"]
-    columns = ["Level", "Original mAP", "Compression", "ADMM hard-pruned", "ADMM retrained", "SLR hard-pruned", "SLR retrained"]
     caption = (f"Table 3: PointPillars on KITTI ({results[0]['dataset']}, profile {profile}); {args.metric} mAP (%), "
-               "ours (paper's number in parentheses)")
-    path = write_table(args.out, "table3", columns, table3_rows(results, args.metric), caption)
+               "ours (paper's number in parentheses); achieved rates measured on the pruned layers and on the whole model")
+    path = write_table(args.out, "table3", COLUMNS, table3_rows(results, args.metric), caption)
     official_cols = ["Method", "Compression"] + [f"{m} {i}" for m in OFFICIAL_METRICS.values() for i in ("R11", "R40")]
     write_table(args.out, "table3_official", official_cols, official_rows(results),
                 "PointPillars on KITTI after retraining, moderate mAP (%) at the official IoU (Car 0.7, Ped./Cyc. 0.5)")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from core.errors import exit_on_user_error
 
-from .common import runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
+from .common import RATE_COLUMNS, achieved_rate, runs_out_parser, task_results, mean_std, metric, paper_numbers, write_table
 
 STAGES = ("after_training", "after_hard_pruning", "after_retraining")
-COLUMNS = ["Rate", "Method", "Ours: trained", "Ours: hard-pruned", "Ours: retrained", "Achieved rate", "Dense (ours)",
+COLUMNS = ["Rate", "Method", "Ours: trained", "Ours: hard-pruned", "Ours: retrained", *RATE_COLUMNS, "Dense (ours)",
            "Paper: trained", "Paper: hard-pruned", "Paper: retrained"]
 
 
@@ -30,11 +30,10 @@ def table4_rows(results: list[dict], paper: dict) -> list[list[str]]:
     for rate, method in keys:
         runs = groups.get((rate, method), [])
         ours = [mean_std([metric(r, stage) for r in runs]) for stage in STAGES]
-        achieved = mean_std([r["achieved_compression"]["pruned_layers"] for r in runs])
         dense = mean_std([metric(r, "dense") for r in runs])
         p = paper_by_key.get((rate, method))
         theirs = [f"{p[stage]:.2f}" if p else "-" for stage in STAGES]
-        rows.append([f"{rate:g}×", method.upper(), *ours, f"{achieved}×" if runs else "-", dense, *theirs])
+        rows.append([f"{rate:g}×", method.upper(), *ours, achieved_rate(runs, "pruned_layers"), achieved_rate(runs, "whole_model"), dense, *theirs])
     return rows
 
 

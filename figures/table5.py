@@ -9,9 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.cli import ArgumentParser
+from core.harness.cli import ArgumentParser
 from core.errors import exit_on_user_error
-from figures.common import mean_std, metric, paper_numbers, write_table
+from figures.common import RATE_COLUMNS, achieved_rate, mean_std, metric, paper_numbers, write_table
 from figures.table1 import STAGES, classification_results
 
 __all__ = ["ablation_rows", "run_ablation_table"]
@@ -36,7 +36,7 @@ def ablation_rows(results: Sequence[dict[str, Any]], paper: dict[str, Any], keys
         cell = next((c["values"] for c in paper["cells"] if all(_close(float(c[k]), v) for k, v in zip(keys, setting))), None)
         rows.append([*(f"{v:g}" for v in setting), mean_std([metric(r, "dense") for r in runs]),
                      *(mean_std([metric(r, s) for r in runs]) for s in STAGES),
-                     mean_std([r["achieved_compression"]["pruned_layers"] for r in runs]) + "×", str(len(runs)),
+                     achieved_rate(runs, "pruned_layers"), achieved_rate(runs, "whole_model"), str(len(runs)),
                      *(("-",) * 3 if cell is None else (f"{v:.2f}" for v in cell))])
     return rows
 
@@ -49,7 +49,7 @@ def run_ablation_table(argv: list[str] | None, table: str, keys: Sequence[str], 
     args = parser.parse_args(argv)
     results = classification_results(args.runs, table)
     paper = paper_numbers(table)
-    columns = [*keys, "Dense", *(_LABELS[s] for s in STAGES), "Achieved rate", "Seeds", *(f"Paper: {_LABELS[s].lower()}" for s in STAGES)]
+    columns = [*keys, "Dense", *(_LABELS[s] for s in STAGES), *RATE_COLUMNS, "Seeds", *(f"Paper: {_LABELS[s].lower()}" for s in STAGES)]
     profiles = ", ".join(sorted({r["profile"] for r in results}))
     datasets = ", ".join(sorted({r["dataset"] for r in results}))
     caption = (f"{title} Ours (profile {profiles}, data {datasets}; top-1 %, mean ± std over seeds) beside the paper's "

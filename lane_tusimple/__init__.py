@@ -3,6 +3,5 @@
 Modules: ``lane_eval`` (the official TuSimple metric), ``labels`` and ``dataset`` (TuSimple json
 lines to row-anchor targets), ``augment`` (UFLD's rotation and shift of frame and lanes),
 ``model`` and ``losses`` (UFLD), ``decode`` (outputs to lanes),
-``synthetic`` (TuSimple-format frames for the smoke profile), ``task`` (the pipeline's task),
-``benchmark_forward`` (CPU forward time per 288x800 frame).
+``synthetic`` (TuSimple-format frames for the smoke profile), ``task`` (the pipeline's task), the entry point in ``__main__``.
 """

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.errors import DataError
-from core.images import open_rgb
+from core.harness.images import open_rgb
 
 from .augment import UFLDAugment
 from .labels import GRIDING_NUM, NUM_LANES, TUSIMPLE_ROW_ANCHORS, LaneRecord, read_label_files, row_anchor_targets, segmentation_target

@@ -39,9 +39,6 @@ class LaneRecord:
     lanes: list[list[float]]
     h_samples: list[float]
 
-    def to_json(self) -> dict:
-        return {"lanes": self.lanes, "h_samples": self.h_samples, "raw_file": self.raw_file}
-
 
 _RECORD_KEYS = ("lanes", "h_samples", "raw_file")
 

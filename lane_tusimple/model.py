@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from core.errors import CheckpointError
-from core.results import read_checkpoint
+from core.harness.results import read_checkpoint
 
 from .labels import GRIDING_NUM, NUM_LANES, TUSIMPLE_ROW_ANCHORS
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.results import atomic_write
+from core.harness.results import atomic_write
 
 __all__ = ["tusimple_h_samples", "make_frame", "generate_split", "ensure_synthetic_tusimple"]
 

@@ -4,7 +4,7 @@ LANE_TUSIMPLE_SOURCES := $(wildcard lane_tusimple/*.py lane_tusimple/configs/*.y
 .PHONY: table4 tusimple
 
 table4: $(LANE_TUSIMPLE_SOURCES)
-	$(PY) -m lane_tusimple --profile $(PROFILE) --out $(RUNS)/lane_tusimple
+	$(PY) -m lane_tusimple --profile $(PROFILE) --out $(RUNS)/lane_tusimple $(DEVICE_ARG)
 	$(PY) -m figures.table4 --runs $(RUNS)/lane_tusimple --out $(FIGURES)
 
 tusimple: table4

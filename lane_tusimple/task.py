@@ -1,7 +1,11 @@
-"""The pipeline's task interface for UFLD on TuSimple (core.pipeline.Task)."""
+"""The pipeline's task (core.harness.task.PipelineTask) for UFLD on TuSimple."""
 from __future__ import annotations
 
+import copy
+import itertools
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -9,9 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from core.errors import ConfigError
-from core.pipeline import PruningRecipe, rng_state, set_rng_state
-from core.results import atomic_torch_save, load_state, read_checkpoint
+from core.harness.task import BatchResult, PerIteration, PipelineTask
 
 from .augment import UFLDAugment
 from .dataset import TuSimpleDataset
@@ -21,7 +23,7 @@ from .labels import TUSIMPLE_ROW_ANCHORS
 from .losses import UFLDLoss
 from .model import UFLD, UFLDConfig, load_ufld_checkpoint
 
-__all__ = ["LaneTask", "build_datasets", "sparsity_for_rate"]
+__all__ = ["LaneTask", "LaneData", "build_datasets", "warmup_cosine"]
 
 
 def build_datasets(config: Mapping[str, Any], data_root: Path) -> tuple[TuSimpleDataset, TuSimpleDataset]:
@@ -46,107 +48,99 @@ def _row_anchors(model: Mapping[str, Any]) -> tuple[float, ...]:
     return tuple(64 + i * step for i in range(count))
 
 
-def sparsity_for_rate(config: Mapping[str, Any], rate: float) -> dict[str, Any]:
-    """The sparsity config (core's form) pruning the configured layers to ``rate`` x."""
-    pruning = config["pruning"]
-    return {"target_rate": float(rate), "include": list(pruning["include"]), "exclude": list(pruning.get("exclude") or [])}
+@dataclass
+class LaneData:
+    """The train and test frames of one TuSimple folder (real or generated)."""
+
+    root: Path
+    name: str  # tusimple or tusimple-synthetic
+    train: TuSimpleDataset
+    test: TuSimpleDataset
 
 
-class LaneTask:
-    """UFLD on TuSimple: dense model, Adam with a cosine schedule, UFLD's losses, the official accuracy."""
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_iters: int) -> PerIteration:
+    """UFLD's ``cos`` schedule with ``linear`` warm-up (its utils/factory.py and train.py), stepped
+    every iteration: after iteration g the rate is ``base * g / warmup_iters`` while g < warmup_iters,
+    then ``base * (1 + cos(pi g / total_steps)) / 2``. UFLD steps it after the optimizer, so the
+    first iteration runs at the base rate and iteration i >= 1 at the factor of g = i - 1."""
+    total = max(1, int(total_steps))
+
+    def factor(step: int) -> float:
+        if step == 0:
+            return 1.0
+        g = step - 1
+        if g < warmup_iters:
+            return g / warmup_iters
+        return (1 + math.cos(math.pi * g / total)) / 2
+
+    return PerIteration(torch.optim.lr_scheduler.LambdaLR(optimizer, factor), total)
+
+
+class LaneTask(PipelineTask):
+    """UFLD on TuSimple: Adam with UFLD's warm-up and cosine schedule, UFLD's losses, the official accuracy."""
 
     task = "lane_tusimple"
     primary_metric = "accuracy"
+    dense_keys = ("model", "data", "dense", "batch_size", "optimizer", "loss")  # what a dense model trained here depends on
 
-    def __init__(self, config: Mapping[str, Any], train_set: TuSimpleDataset, test_set: TuSimpleDataset, recipe: PruningRecipe,
-                 dense_path: Path | None = None, data_root: Path | None = None, dataset_name: str = "tusimple",
-                 progress: bool = True) -> None:
-        self.cfg = dict(config)
-        self.train_set, self.test_set = train_set, test_set
-        self.recipe = recipe
-        self.dense_path = dense_path
-        self.data_root = data_root
-        self.dataset_name = dataset_name
+    def __init__(self, settings: Mapping[str, Any], data: LaneData, device: str | torch.device = "cpu", progress: bool = True) -> None:
+        self.settings = copy.deepcopy(dict(settings))
+        self.data = data
+        self.train_set, self.test_set = data.train, data.test
+        self.dataset_name = data.name
+        self.device = torch.device(device)
         self.progress = progress
-        self.model_config = UFLDConfig.from_dict(self.cfg["model"])
+        self.model_config = UFLDConfig.from_dict(self.settings["model"])
         width = self.model_config.width
         self.model_name = "ufld-resnet18" if width == 64 else f"ufld-resnet18-w{width}"
-        self.loss = UFLDLoss(**self.cfg["loss"])
-        self.row_anchors = _row_anchors(self.cfg["model"])
-
-    def config(self) -> dict[str, Any]:
-        return self.cfg
+        self.loss = UFLDLoss(**self.settings["loss"])
+        self.row_anchors = _row_anchors(self.settings["model"])
 
     # model ------------------------------------------------------------------------------
     def new_model(self) -> nn.Module:
-        """UFLD with fresh weights (the pipeline checks sparsity configs on it before any run)."""
-        return UFLD(self.model_config)
+        return UFLD(self.model_config).to(self.device)
 
-    def build_model(self) -> nn.Module:
-        model = self.new_model()
-        dense = self.cfg["dense"]
-        checkpoint = dense.get("checkpoint")
-        if checkpoint:
-            path = Path(checkpoint)
-            if not path.is_absolute() and self.data_root is not None and not path.is_file():
-                path = self.data_root / path
-            load_ufld_checkpoint(model, path)
-        elif self.dense_path is not None and self.dense_path.is_file():
-            fix = f"delete {self.dense_path} (a dense model cached by an earlier run) or run without --resume"
-            load_state(model, read_checkpoint(self.dense_path, "cached dense model", fix, weights_only=True), self.dense_path, fix)
-        elif int(dense.get("epochs", 0)) > 0:
-            from tqdm.auto import tqdm
-
-            epochs = int(dense["epochs"])
-            state = rng_state()  # a run starts from the same random state whether the dense model is trained or cached
-            optimizer, scheduler = self._optimizer(model, self.cfg["optimizer"]["lr"], epochs)
-            for epoch in tqdm(range(epochs), desc="dense training", leave=False, disable=not self.progress):
-                self.train_one_epoch(model, optimizer, epoch, "dense")
-                scheduler.step()
-            set_rng_state(state)
-            if self.dense_path is not None:
-                atomic_torch_save(model.state_dict(), self.dense_path)
-        else:
-            raise ConfigError("no dense model: set dense.checkpoint to a UFLD TuSimple checkpoint or dense.epochs > 0")
-        return model
-
-    def _optimizer(self, model: nn.Module, lr: float, epochs: int):
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(lr), weight_decay=float(self.cfg["optimizer"]["weight_decay"]))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-        return optimizer, scheduler
+    def load_dense(self, model: nn.Module, path: Path) -> None:
+        """UFLD's released checkpoint (or a state dict of this model); a relative path is looked up under the data root."""
+        if not path.is_absolute() and not path.is_file():
+            path = self.data.root / path
+        load_ufld_checkpoint(model, path)
 
     def build_optimizer(self, model: nn.Module, stage: str):
+        """Adam (``retrain_optimizer`` overrides for retraining) with :func:`warmup_cosine` over the stage's iterations."""
+        cfg = dict(self.settings["optimizer"])
         if stage == "retrain":
-            return self._optimizer(model, self.cfg["optimizer"]["retrain_lr"], self.recipe.retrain_epochs)
-        return self._optimizer(model, self.cfg["optimizer"]["lr"], self.recipe.epochs)
+            cfg.update(self.settings.get("retrain_optimizer") or {})
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+        pruning = self.settings["pruning"]
+        epochs = {"dense": self.settings["dense"].get("epochs", 0), "prune": pruning["epochs"], "retrain": pruning["retrain_epochs"]}[stage]
+        steps = int(epochs) * len(self._loader(self.train_set, int(self.settings["batch_size"]), shuffle=False))
+        return optimizer, warmup_cosine(optimizer, steps, int(cfg.get("warmup_iters", 0)))
 
     # training and evaluation --------------------------------------------------------------
     def _loader(self, dataset: TuSimpleDataset, batch_size: int, shuffle: bool) -> DataLoader:
-        workers = min(int(self.cfg.get("num_workers", 0)), os.cpu_count() or 1) if not dataset.cache else 0
+        workers = min(int(self.settings.get("workers", 0)), os.cpu_count() or 1) if not dataset.cache else 0
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, drop_last=False)
 
-    def train_one_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, stage: str) -> float:
-        model.train()
-        device = next(model.parameters()).device
-        total, count = 0.0, 0
-        for images, cls_target, seg_target in self._loader(self.train_set, int(self.cfg["batch_size"]), shuffle=True):
-            images, cls_target, seg_target = images.to(device), cls_target.to(device), seg_target.to(device)
-            loss = self.loss(model(images), cls_target, seg_target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(images)
-            count += len(images)
-        return total / max(count, 1)
+    def train_batches(self, stage: str, epoch: int, seed: int) -> DataLoader:
+        return self._loader(self.train_set, int(self.settings["batch_size"]), shuffle=True)
+
+    def batch_loss(self, net: nn.Module, batch) -> BatchResult:
+        """UFLD's losses, and its training top-1: grid cells (row anchor x lane) whose predicted
+        location, or "no lane", is the labelled one (UFLD's MultiLabelAcc)."""
+        images, cls_target, seg_target = (x.to(self.device) for x in batch)
+        output = net(images)
+        logits = output[0] if isinstance(output, tuple) else output
+        correct = (logits.detach().argmax(1) == cls_target).sum()
+        return BatchResult(self.loss(output, cls_target, seg_target), len(images), correct, cls_target.numel())
 
     @torch.no_grad()
     def predict(self, model: nn.Module, dataset: TuSimpleDataset) -> list[list[list[float]]]:
         """TuSimple lanes of every frame of ``dataset`` at its labels' ``h_samples``."""
         model.eval()
-        device = next(model.parameters()).device
         lanes, index = [], 0
-        for images, _, _ in self._loader(dataset, int(self.cfg["eval_batch_size"]), shuffle=False):
-            logits = model(images.to(device))
+        for images, _, _ in itertools.islice(self._loader(dataset, int(self.settings["eval_batch_size"]), shuffle=False), self.max_batches):
+            logits = model(images.to(self.device))
             for frame in logits:
                 width, height = dataset.image_size(index)
                 lanes.append(decode_lanes(frame, width, height, dataset.records[index].h_samples, self.row_anchors))
@@ -155,6 +149,6 @@ class LaneTask:
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         evaluator = LaneEvaluator()
-        for pred, record in zip(self.predict(model, self.test_set), self.test_set.records):
+        for pred, record in zip(self.predict(model, self.test_set), self.test_set.records):  # the frames predicted
             evaluator.add(pred, record.lanes, record.h_samples)
         return evaluator.result().as_percent()

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from core.cli import ArgumentParser
+from core.harness.cli import ArgumentParser
 from core.errors import DataError, exit_on_user_error
 
 from .kitti_eval import DIFFICULTIES, KINDS, OVERLAP_SETS, kitti_metrics

@@ -22,9 +22,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# the smallest classification run: digits at 8 px, a 1/16-width ResNet-18, no dense training, one epoch
+# the smallest classification run: digits at 8 px, a 1/16-width ResNet-18, one dense epoch, one pruning epoch
 CLS_TINY = ["--table", "table7", "--method", "slr", "--no-progress",
-            *sum((["--set", s] for s in ("model.width=0.0625", "dense.epochs=0", "pruning.epochs=1", "pruning.retrain_epochs=0",
+            *sum((["--set", s] for s in ("model.width=0.0625", "dense.epochs=1", "pruning.epochs=1", "pruning.retrain_epochs=0",
                                           "rates=[4]", "data.image_size=8", "data.train_size=256", "data.test_size=128")), [])]
 CLS_RUN = Path("r18_cifar") / "slr_4x_seed0"  # the run folder CLS_TINY writes under --out
 # table1_cpu on a CIFAR-10 image folder of a handful of images
@@ -36,7 +36,7 @@ LANE_LABELS = ["--profile", "paper", "--no-progress", "--set", "data.train_label
 
 ENTRIES = {"classification": "classification.__main__", "lane_tusimple": "lane_tusimple.__main__",
            "pointpillars_kitti": "pointpillars_kitti.__main__", "detection_yolo": "detection_yolo.__main__",
-           "core.demo": "core.demo", "figures.table1": "figures.table1", "figures.table4": "figures.table4"}
+           "examples.digits_demo": "examples.digits_demo", "figures.table1": "figures.table1", "figures.table4": "figures.table4"}
 
 
 # --- bad files ------------------------------------------------------------------------------
@@ -152,16 +152,26 @@ def _other_model_state(ctx: Ctx) -> Path:
     return path
 
 
-def _foreign_dense_cache(ctx: Ctx) -> list[str]:
-    """``--out`` whose dense-model cache (lane_tusimple's ``dense/dense_seed0.pt``) holds another model."""
-    (ctx.out / "dense").mkdir(parents=True)
-    torch.save(torch.nn.Linear(3, 2).state_dict(), ctx.out / "dense" / "dense_seed0.pt")
-    return ["--out", str(ctx.out)]
+def _foreign_dense_cache(ctx: Ctx, root: Path, argv: list[str]) -> list[str]:
+    """``argv`` with ``--dense-dir`` and ``--out``; the dense-model cache file the run looks up
+    (core.harness.dense.dense_cache_path of its settings) holds another model."""
+    from core.harness.dense import dense_cache_path
+    from core.harness.recipe import load_experiments
+    from lane_tusimple.__main__ import DEFAULT_CONFIG
+    from lane_tusimple.task import LaneData, LaneTask, build_datasets
+
+    overrides = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set"]
+    (experiment,) = load_experiments(DEFAULT_CONFIG, "paper", overrides)
+    task = LaneTask(experiment.settings, LaneData(root, "tusimple", *build_datasets(experiment.settings, root)), progress=False)
+    cache = dense_cache_path(task, ctx.tmp / "dense")
+    cache.parent.mkdir(parents=True)
+    torch.save(torch.nn.Linear(3, 2).state_dict(), cache)
+    return [*argv, "--data-root", str(root), "--dense-dir", str(cache.parent), "--out", str(ctx.out)]
 
 
 # dense training of a UFLD small enough to reach the first frame in a moment
 LANE_SMALL = [*sum((["--set", s] for s in ("dense.checkpoint=null", "dense.epochs=1", "model.width=8", "model.fc_hidden=16",
-                                           "model.input_size=[64, 160]", "pruning.rates=[1.82]")), []), "--method", "slr"]
+                                           "model.input_size=[64, 160]", "rates=[1.82]")), []), "--method", "slr"]
 
 
 # --- the cases ------------------------------------------------------------------------------
@@ -185,18 +195,18 @@ CASES = [
     Case("malformed-config-yaml", "lane_tusimple",
          lambda c: ["--config", str(c.write("run.yaml", "pruning: {rates: [1.82,\nepochs: 3\n")), *out(c)],
          ("run.yaml", "malformed YAML at line"), ("fix the syntax",), subprocess=True),
-    Case("malformed-sparsity-yaml", "core.demo",
+    Case("malformed-sparsity-yaml", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: 0.5\n   2.weight: 0.5\n")), *out(c)],
          ("ratios.yaml", "malformed YAML at line 3"), ("fix the syntax",)),
     Case("ratio-1.5", "classification", lambda c: [*CLS_TINY, "--set", "sparsity.prune_ratios={fc.weight: 1.5}", *out(c)],
          ("prune_ratios['fc.weight'] = 1.5", "outside [0, 1)"), ("fraction of weights removed", "target_rate")),
-    Case("negative-ratio", "core.demo",
+    Case("negative-ratio", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: -0.2\n")), *out(c)],
          ("ratios.yaml", "prune_ratios['0.weight'] = -0.2", "outside [0, 1)"), ("fraction of weights removed",)),
-    Case("unknown-layer", "core.demo",
+    Case("unknown-layer", "examples.digits_demo",
          lambda c: ["--sparsity", str(c.write("ratios.yaml", "prune_ratios:\n  0.weight: 0.8\n  3.weight: 0.5\n")), *out(c)],
          ("ratios.yaml", "'3.weight' matches no parameter"), ("did you mean '4.weight'", "named_parameters")),
-    Case("unreachable-target-rate", "core.demo", lambda c: ["--rate", "1e6", *out(c)],
+    Case("unreachable-target-rate", "examples.digits_demo", lambda c: ["--rate", "1e6", *out(c)],
          ("target rate 1000000.0x is unreachable", "reachable: 1x to about"), ("lower target_rate or include more layers",)),
     Case("unknown-scheme", "classification", lambda c: [*CLS_TINY, "--set", "sparsity.scheme=diagonal", *out(c)],
          ("unknown sparsity scheme 'diagonal'",), ("use one of irregular", "2:4")),
@@ -210,12 +220,12 @@ CASES = [
     Case("missing-data-root", "pointpillars_kitti", lambda c: ["--profile", "paper", *out(c)],
          ("no data root for KITTI",), ("pass --data-root PATH or set DATA_ROOT",)),
     Case("nonexistent-data-root", "lane_tusimple", lambda c: ["--profile", "paper", "--data-root", str(c.tmp / "nowhere"), *out(c)],
-         ("nowhere does not exist",), ("pass --data-root pointing at the TuSimple folder",)),
+         ("nowhere does not exist",), ("pass --data-root pointing at the TuSimple (tusimple/) folder",)),
     Case("data-root-without-cifar-layout", "classification",
          lambda c: [*CLS_FOLDER, "--data-root", str(c.folder("empty")), *out(c)],
          ("holds neither CIFAR-10 pickles", "nor an image folder"), ("check --data-root",)),
     Case("data-root-without-kitti-imagesets", "pointpillars_kitti",
-         lambda c: ["--profile", "paper", "--set", "dense_epochs=1", "--data-root",
+         lambda c: ["--profile", "paper", "--set", "dense.epochs=1", "--data-root",
                     str(c.kitti(lambda training: shutil.rmtree(training.parent / "ImageSets"))), *out(c)],
          ("split file not found", "ImageSets/train.txt"), ("add ImageSets/train.txt",)),
     # classification data
@@ -228,22 +238,22 @@ CASES = [
          ("cannot decode image", "train/dog/1.png"), ("remove or replace the file",)),
     # KITTI files
     Case("truncated-velodyne-bin", "pointpillars_kitti",
-         lambda c: ["--profile", "paper", "--set", "dense_epochs=1", "--data-root",
+         lambda c: ["--profile", "paper", "--set", "dense.epochs=1", "--data-root",
                     str(c.kitti(lambda t: _truncate(t / "velodyne" / "000000.bin", -6))), *out(c)],
          ("velodyne/000000.bin has", "not a multiple of 4 float32 values (16 bytes)", "truncated"), ("copy it again",)),
     Case("kitti-label-line-with-14-fields", "pointpillars_kitti",
-         lambda c: ["--profile", "paper", "--set", "dense_epochs=1", "--data-root", str(c.kitti(_label_with_14_fields)), *out(c)],
+         lambda c: ["--profile", "paper", "--set", "dense.epochs=1", "--data-root", str(c.kitti(_label_with_14_fields)), *out(c)],
          ("label_2/000001.txt:1", "15 fields", "got 14"), ("fix or remove that line",)),
     Case("kitti-calib-missing-key", "pointpillars_kitti",
-         lambda c: ["--profile", "paper", "--set", "dense_epochs=1", "--data-root", str(c.kitti(_drop_calib_key)), *out(c)],
+         lambda c: ["--profile", "paper", "--set", "dense.epochs=1", "--data-root", str(c.kitti(_drop_calib_key)), *out(c)],
          ("calib/000000.txt has no R0_rect line",), ("copy it again from the KITTI archive",)),
     Case("kitti-dense-checkpoint-of-another-model", "pointpillars_kitti",
          lambda c: ["--profile", "paper", "--no-progress", "--data-root", str(c.kitti(lambda t: None)),
-                    "--set", f"dense_checkpoint={_other_model_state(c)}", *out(c)],
+                    "--set", f"dense.checkpoint={_other_model_state(c)}", *out(c)],
          ("other.pt does not fit this PointPillars", "Missing key(s)"), ("use a checkpoint of the same model settings",)),
     Case("kitti-corrupt-dense-checkpoint", "pointpillars_kitti",
          lambda c: ["--profile", "paper", "--no-progress", "--data-root", str(c.kitti(lambda t: None)),
-                    "--set", f"dense_checkpoint={c.write('dense.pt', b'PK not a checkpoint')}", *out(c)],
+                    "--set", f"dense.checkpoint={c.write('dense.pt', b'PK not a checkpoint')}", *out(c)],
          ("dense checkpoint", "dense.pt cannot be read", "truncated or not a PyTorch file"), ("use a checkpoint of the same model settings",)),
     # TuSimple labels
     Case("tusimple-malformed-json-line", "lane_tusimple",
@@ -258,12 +268,12 @@ CASES = [
          ("cannot decode image", "clips/train/00001/20.jpg"), ("replace the file or drop its label line",),
          subprocess=True),  # read in a DataLoader worker (the paper profile's num_workers), whose pipes outlive an in-process test
     Case("lane-resume-with-a-foreign-cached-dense-model", "lane_tusimple",
-         lambda c: [*LANE_LABELS, *LANE_SMALL, "--data-root", str(c.tusimple()), "--resume", *_foreign_dense_cache(c)],
-         ("dense/dense_seed0.pt does not fit this UFLD", "Missing key(s)"), ("a dense model cached by an earlier run", "without --resume")),
+         lambda c: _foreign_dense_cache(c, c.tusimple(), [*LANE_LABELS, *LANE_SMALL, "--resume"]),
+         ("dense/ufld-resnet18-w8_tusimple_", ".pt does not fit this UFLD", "Missing key(s)"), ("delete the stale cache file",)),
     # detection data
     Case("yolo-data-yaml-missing", "detection_yolo",
          lambda c: ["--profile", "paper", "--no-progress", "--data-root", str(c.write("coco/README", "").parent), *out(c)],
-         ("data YAML", "coco.yaml not found"), ("--data-root holding it or --set data=PATH",)),
+         ("data YAML", "coco.yaml not found"), ("--data-root holding it or --set data.yaml=PATH",)),
     Case("yolo-data-yaml-malformed", "detection_yolo",
          lambda c: ["--profile", "paper", "--no-progress", "--data-root", str(c.write("coco/coco.yaml", "train: [images\n").parent), *out(c)],
          ("coco.yaml", "malformed YAML"), ("fix the syntax",)),
@@ -338,5 +348,5 @@ def test_bad_input_is_one_line_naming_the_fix(case, tmp_path, kitti_scenes, requ
 
 def test_every_task_folder_core_and_figures_have_cases():
     entries = {c.entry.split(".")[0] if c.entry.startswith("figures") else c.entry for c in CASES}
-    assert entries == {"core.demo", "classification", "pointpillars_kitti", "lane_tusimple", "detection_yolo", "figures"}
+    assert entries == {"examples.digits_demo", "classification", "pointpillars_kitti", "lane_tusimple", "detection_yolo", "figures"}
     assert len(CASES) >= 18 and sum(c.subprocess for c in CASES) >= 2

@@ -34,8 +34,8 @@ RUN = Path("runs") / "r18_cifar" / "slr_4x_seed0"
 def _record_and_run(out: Path, argv: list[str]) -> None:
     """Run the entry point, keeping the pruner and model the pipeline built, and save their state."""
     sys.path.insert(0, str(ROOT))
-    import core.pipeline as pipeline
-    from core import distributed
+    import core.harness.pipeline as pipeline
+    from core.harness import distributed
 
     built = []
     build = pipeline.build_pruner

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from core.results import read_results, reproducible_part
+from core.harness.results import read_results, reproducible_part
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--table", "table7", "--profile", "smoke", "--method", "slr", "--seed", "0", "--no-progress", "--threads", "1",

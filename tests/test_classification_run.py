@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from classification.__main__ import main
+from classification.__main__ import ClassificationEntry, main
 from classification.data import load_data
-from classification.experiments import expand_runs, load_table
 from classification.task import ClassificationTask
-from core.grid import run_grid
+from core.harness.dense import build_dense_model
+from core.harness.grid import run_grid
+from core.harness.recipe import expand_runs, load_experiments
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -17,8 +18,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = ["model.width=0.0625", "dense.epochs=1", "pruning.epochs=2", "pruning.retrain_epochs=1", "batch_size=64"]
 
 
+def load_table(table, profile, overrides=()):
+    """The experiments of ``classification/configs/<table>.yaml`` for ``profile``."""
+    return load_experiments(ClassificationEntry.config_dir / f"{table}.yaml", profile, overrides)
+
+
 def test_paper_protocol_in_the_configs():
-    _, experiments = load_table("table1", "paper")
+    experiments = load_table("table1", "paper")
     by_name = {e.name: e.settings for e in experiments}
     r18 = by_name["r18_cifar"]
     assert (r18["optimizer"], r18["batch_size"], r18["rates"]) == ({"name": "adam", "lr": 0.01}, 128, [8.71])
@@ -28,28 +34,28 @@ def test_paper_protocol_in_the_configs():
     assert r50in["pruning"]["epochs"] == 60 and r50in["primary_metric"] == "top5" and r50in["model"]["pretrained"]
     assert r50in["optimizer"]["name"] == "sgd" and r50in["optimizer"]["lr"] == 1e-4 and r50in["batch_size"] == 256
     assert [by_name[n]["rates"] for n in ("r50_cifar", "vgg16_cifar", "r18_imagenet")] == [[3.4], [3.08], [6.5]]
-    assert load_table("table7", "paper")[1][0].settings["rates"] == [1.96, 3.21, 4.69, 6.09, 8.71]
-    t8 = load_table("table8", "paper")[1][0].settings
+    assert load_table("table7", "paper")[0].settings["rates"] == [1.96, 3.21, 4.69, 6.09, 8.71]
+    t8 = load_table("table8", "paper")[0].settings
     assert t8["rates"] == [4.03, 6.5, 7.15] and t8["pruning"]["retrain_epochs"] == 3
 
 
 def test_ablation_grids():
-    runs5 = expand_runs(load_table("table5", "paper")[1][0])
-    assert {(r.rho, r.s0) for _, r in runs5} == {(rho, s0) for rho in (0.1, 0.01) for s0 in (1e-2, 1e-3, 1e-4, 1e-5)}
+    runs5 = expand_runs(load_table("table5", "paper")[0])
+    assert {(r.hyper["rho"], r.hyper["s0"]) for _, r in runs5} == {(rho, s0) for rho in (0.1, 0.01) for s0 in (1e-2, 1e-3, 1e-4, 1e-5)}
     assert all(r.method == "slr" and r.epochs == 20 and r.retrain_epochs == 20 for _, r in runs5)
-    runs6 = expand_runs(load_table("table6", "paper")[1][0])
-    assert sorted((r.M, r.r) for _, r in runs6) == [(100, 0.1), (200, 0.05), (200, 0.1), (200, 0.2), (300, 0.1)]
+    runs6 = expand_runs(load_table("table6", "paper")[0])
+    assert sorted((r.hyper["M"], r.hyper["r"]) for _, r in runs6) == [(100, 0.1), (200, 0.05), (200, 0.1), (200, 0.2), (300, 0.1)]
     assert len({name for name, _ in runs6}) == 5
 
 
 def test_tiny_run_on_digits_reuses_the_dense_model(tmp_path):
-    _, (experiment,) = load_table("table7", "smoke", TINY + ["rates=[4]", "data.image_size=8", "data.train_size=256", "data.test_size=128"])
+    (experiment,) = load_table("table7", "smoke", TINY + ["rates=[4]", "data.image_size=8", "data.train_size=256", "data.test_size=128"])
     data = load_data(experiment.settings["data"], None)
     runs = [(n, r) for n, r in expand_runs(experiment, ["slr"], [0])]
-    make = lambda recipe: ClassificationTask(experiment.settings, data, tmp_path / "dense", progress=False)  # noqa: E731
-    first = run_grid(make, runs, tmp_path / "a", progress=False)[0]
+    make = lambda recipe: ClassificationTask(experiment.settings, data, progress=False)  # noqa: E731
+    first = run_grid(make, runs, tmp_path / "a", progress=False, dense_dir=tmp_path / "dense")[0]
     assert len(list((tmp_path / "dense").glob("*.pt"))) == 1
-    second = run_grid(make, runs, tmp_path / "b", progress=False)[0]  # dense model read from the cache
+    second = run_grid(make, runs, tmp_path / "b", progress=False, dense_dir=tmp_path / "dense")[0]  # dense model read from the cache
     assert first["metrics"] == second["metrics"]  # training the dense model left the run's random state alone
     assert abs(first["achieved_compression"]["pruned_layers"] - 4.0) < 0.01
     assert set(first["metrics"]["after_retraining"]) == {"top1", "top5", "loss"}
@@ -91,22 +97,24 @@ def test_stopped_dense_training_continues_to_the_same_weights(tmp_path, monkeypa
     import torch
 
     overrides = TINY + ["dense.epochs=3", "data.image_size=8", "data.train_size=256", "data.test_size=64", "data.prune_subset=100"]
-    _, (experiment,) = load_table("table7", "smoke", overrides)
+    (experiment,) = load_table("table7", "smoke", overrides)
     data = load_data(experiment.settings["data"], None)
 
     def train(folder, stop_after=None):
-        torch.manual_seed(0)  # the initial weights, as the pipeline seeds them
-        task = ClassificationTask(experiment.settings, data, tmp_path / folder, progress=False)
-        if stop_after is not None:
-            real = task.train_one_epoch
+        task = ClassificationTask(experiment.settings, data, progress=False)
+        with monkeypatch.context() as patch:
+            if stop_after is not None:
+                import core.harness.dense as dense
 
-            def stopping(model, optimizer, epoch, stage):
-                if epoch == stop_after:
-                    raise KeyboardInterrupt
-                return real(model, optimizer, epoch, stage)
+                real = dense.train_one_epoch
 
-            monkeypatch.setattr(task, "train_one_epoch", stopping)
-        return task, task.build_model()
+                def stopping(task, model, optimizer, scheduler, epoch, stage, seed):
+                    if epoch == stop_after:
+                        raise KeyboardInterrupt
+                    return real(task, model, optimizer, scheduler, epoch, stage, seed)
+
+                patch.setattr(dense, "train_one_epoch", stopping)
+            return task, build_dense_model(task, tmp_path / folder)
 
     _, whole = train("a")
     with pytest.raises(KeyboardInterrupt):

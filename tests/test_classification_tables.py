@@ -5,7 +5,7 @@ import statistics
 import pytest
 
 from core.errors import DataError
-from core.results import REQUIRED_KEYS, SCHEMA_VERSION, write_results
+from core.harness.results import REQUIRED_KEYS, SCHEMA_VERSION, write_results
 from figures import fig_classification, table1, table5, table6, table7
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from core import ADMM, SLR, build_pruner, slr_alpha
-from core.authors import percentile_project, percentile_threshold
+from core.pruning.authors import percentile_project, percentile_threshold
 from core.errors import ConfigError
 
 RHO, S0, M, R = 0.1, 1e-2, 300.0, 0.1

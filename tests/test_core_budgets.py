@@ -218,7 +218,7 @@ def test_group_schemes_refuse_a_vector():
 def test_the_sampled_bracket_holds_the_kth_value_on_random_weights(k):
     """On ordinary weights and a k away from the ends, the sampled bracket is used, not the fallback,
     and it is exact."""
-    from core.projections import _bracketed_topk_mask
+    from core.pruning.projections import _bracketed_topk_mask
 
     scores = torch.randn(300_000, generator=torch.Generator().manual_seed(4)).abs()
     mask = _bracketed_topk_mask(scores, k)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from core import ConfigError, SLR, SparsityConfig, compression_stats
-from core.config import apply_overrides, load_run_config
+from core.harness.config import apply_overrides, load_run_config
 
 
 def model() -> nn.Module:
@@ -125,7 +125,7 @@ def test_compression_stats_hand_counted():
 
 
 def test_yaml_reads_scientific_floats_and_n_m_strings(tmp_path):
-    from core.config import parse_yaml
+    from core.harness.config import parse_yaml
 
     data = parse_yaml("lr: 2e-3\ns0: 1.0e-4\nepochs: 40\nscheme: 2:4\nrate: 8.71\n")
     assert data == {"lr": 0.002, "s0": 0.0001, "epochs": 40, "scheme": "2:4", "rate": 8.71}
@@ -138,7 +138,7 @@ def test_yaml_reads_scientific_floats_and_n_m_strings(tmp_path):
 def test_threads_flag_over_config_and_zero_means_default():
     import torch
 
-    from core.cli import set_threads
+    from core.harness.cli import set_threads
 
     before = torch.get_num_threads()
     try:
@@ -154,7 +154,7 @@ def test_threads_flag_over_config_and_zero_means_default():
 
 
 def test_settings_digest_ignores_key_order_and_sees_every_value():
-    from core.config import settings_digest
+    from core.harness.config import settings_digest
 
     digest = settings_digest({"model": {"width": 0.5, "arch": "resnet18"}, "epochs": 20})
     assert re.fullmatch(r"[0-9a-f]{10}", digest)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-import core.projections as projections
+import core.pruning.projections as projections
 from core import ADMM, SLR, CheckpointError, ConfigError, Masks, SparsityConfig, sparsity_mask, topk_mask
-from core.sparsity import normalize_name
+from core.pruning.sparsity import normalize_name
 
 # these tests call update() without training in between, which warns by design
 pytestmark = pytest.mark.filterwarnings("ignore:.*no penalty gradient was added:core.errors.PruningWarning")

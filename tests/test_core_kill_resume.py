@@ -3,20 +3,20 @@ import signal
 import subprocess
 import sys
 
-from core.results import read_results, reproducible_part
+from core.harness.results import read_results, reproducible_part
 
 ARGS = ["--epochs", "6", "--retrain-epochs", "1", "--no-progress"]
 
 
 def run(out, *extra):
-    return subprocess.run([sys.executable, "-m", "core.demo", "--out", str(out), *ARGS, *extra], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "examples.digits_demo", "--out", str(out), *ARGS, *extra], capture_output=True, text=True, timeout=600)
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, sigkill_once_written):
     full = run(tmp_path / "full")
     assert full.returncode == 0, full.stderr
     checkpoint = tmp_path / "killed" / "slr" / "checkpoint.pt"
-    code = sigkill_once_written([sys.executable, "-m", "core.demo", "--out", str(tmp_path / "killed"), *ARGS], checkpoint)
+    code = sigkill_once_written([sys.executable, "-m", "examples.digits_demo", "--out", str(tmp_path / "killed"), *ARGS], checkpoint)
     assert code == -signal.SIGKILL
     assert checkpoint.exists() and not (tmp_path / "killed" / "slr" / "results.json").exists()
     resumed = run(tmp_path / "killed", "--resume")

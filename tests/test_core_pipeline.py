@@ -6,15 +6,15 @@ import sys
 import pytest
 
 from core import CheckpointError, DataError
-from core.demo import DigitsTask
-from core.pipeline import PruningRecipe, run_pipeline
-from core.results import REQUIRED_KEYS, read_results, reproducible_part, write_results
+from examples.digits_demo import DigitsTask
+from core.harness.pipeline import PruningRecipe, run_pipeline
+from core.harness.results import REQUIRED_KEYS, read_results, reproducible_part, write_results
 
 SPARSITY = {"target_rate": 4.0, "include": ["0.weight", "2.weight"]}
 
 
-def recipe(method="slr", **kw):
-    return PruningRecipe(method=method, sparsity=SPARSITY, epochs=3, retrain_epochs=2, seed=1, **kw)
+def recipe(method="slr", hyper=None, **kw):
+    return PruningRecipe(method=method, sparsity=SPARSITY, epochs=3, retrain_epochs=2, seed=1, hyper=dict(hyper or {}), **kw)
 
 
 def small_task():
@@ -51,7 +51,7 @@ def test_stopped_run_resumes_to_the_same_numbers(tmp_path, stop_after):
 def test_resume_with_other_settings_is_refused(tmp_path):
     run_pipeline(small_task(), recipe(), tmp_path, progress=False, stop_after_epochs=1)
     with pytest.raises(CheckpointError, match="another configuration"):
-        run_pipeline(small_task(), recipe(rho=0.5), tmp_path, resume=True, progress=False)
+        run_pipeline(small_task(), recipe(hyper={"rho": 0.5}), tmp_path, resume=True, progress=False)
     with pytest.raises(CheckpointError, match="does not exist"):
         run_pipeline(small_task(), recipe(), tmp_path / "empty", resume=True, progress=False)
 
@@ -66,7 +66,7 @@ def test_results_schema_is_enforced(tmp_path):
 
 
 def test_user_error_is_one_line_and_exit_code_2():
-    proc = subprocess.run([sys.executable, "-m", "core.demo", "--rate", "0.5"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "examples.digits_demo", "--rate", "0.5"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --rate 0.5 must be >= 1"]
 
@@ -75,18 +75,22 @@ def test_pipeline_applies_the_penalty_during_training(tmp_path):
     """The W step must feel rho (W - Z + U): a strong rho ends far closer to Z than a negligible one."""
     final = {}
     for rho in (1e-6, 2.0):
-        results = run_pipeline(small_task(), recipe("admm", rho=rho), tmp_path / str(rho), progress=False)
+        results = run_pipeline(small_task(), recipe("admm", hyper={"rho": rho}), tmp_path / str(rho), progress=False)
         final[rho] = results["pruner_history"][-1]["violation"]
     assert final[2.0] < 0.3 * final[1e-6]
 
 
 def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
     class Diverging(DigitsTask):
-        def train_one_epoch(self, model, optimizer, epoch, stage):
-            super().train_one_epoch(model, optimizer, epoch, stage)
-            return float("nan") if epoch == 1 else 1.0
+        def train_batches(self, stage, epoch, seed):
+            self.diverge = stage == "prune" and epoch == 1
+            return super().train_batches(stage, epoch, seed)
 
-    from core.pipeline import TrainingDiverged
+        def batch_loss(self, net, batch):
+            loss, n = super().batch_loss(net, batch)
+            return (loss * float("nan") if self.diverge else loss), n
+
+    from core.harness.pipeline import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="training loss is nan in prune epoch 1"):
         run_pipeline(Diverging(dense_epochs=1), recipe(), tmp_path, progress=False)
@@ -94,14 +98,14 @@ def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
 
 
 def test_grid_resume_reuses_finished_runs_only_with_the_same_recipe(tmp_path):
-    from core.grid import run_grid
+    from core.harness.grid import run_grid
 
     first = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, progress=False)
     again = run_grid(lambda r: small_task(), [("a", recipe())], tmp_path, resume=True, progress=False)
     assert again[0]["metrics"] == json.loads(json.dumps(first[0]["metrics"]))
     assert again[0]["wall_time_s"] == json.loads((tmp_path / "a" / "results.json").read_text())["wall_time_s"]  # read, not rerun
     with pytest.raises(CheckpointError, match="finished run with another configuration"):
-        run_grid(lambda r: small_task(), [("a", recipe(rho=0.3))], tmp_path, resume=True, progress=False)
+        run_grid(lambda r: small_task(), [("a", recipe(hyper={"rho": 0.3}))], tmp_path, resume=True, progress=False)
 
 
 def test_weight_snapshots_for_the_heatmaps(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core import ConfigError, Scheme, project, sparsity_mask, topk_mask
-from core.projections import keep_count
+from core.pruning.projections import keep_count
 
 
 def brute_force_residual(values: torch.Tensor, groups: list[list[int]], keep: int) -> float:

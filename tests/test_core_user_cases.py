@@ -336,6 +336,6 @@ def test_case9_update_detaches_the_loss_and_refuses_a_non_finite_one():
 
 
 def test_case9_the_pipeline_and_update_raise_the_same_error():
-    from core.pipeline import TrainingDiverged as PipelineDiverged
+    from core.harness.pipeline import TrainingDiverged as PipelineDiverged
 
     assert PipelineDiverged is TrainingDiverged

@@ -8,7 +8,7 @@ real processes."""
 
 import pytest
 
-from core.results import read_results, reproducible_part
+from core.harness.results import read_results, reproducible_part
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -18,14 +18,14 @@ class Crash(Exception):
 
 
 def _crash_at_prune_epoch(monkeypatch, task_class, epoch: int) -> None:
-    train = task_class.train_one_epoch
+    batches = task_class.train_batches
 
-    def crashing(self, model, optimizer, e, stage, *args, **kwargs):
+    def crashing(self, stage, e, seed):
         if stage == "prune" and e == epoch:
             raise Crash
-        return train(self, model, optimizer, e, stage, *args, **kwargs)
+        return batches(self, stage, e, seed)
 
-    monkeypatch.setattr(task_class, "train_one_epoch", crashing)
+    monkeypatch.setattr(task_class, "train_batches", crashing)
 
 
 
@@ -49,7 +49,7 @@ def test_pointpillars_kitti_resumes_inside_the_slr_stage(tmp_path, monkeypatch):
     from pointpillars_kitti.task import KittiTask
 
     argv = ["--method", "slr", "--no-progress", "--threads", "1", "--dense-dir", str(tmp_path / "dense"),
-            "--set", "compression_rates=[4.874]", "--set", "dense_epochs=1", "--set", "epochs=3", "--set", "retrain_epochs=1",
+            "--set", "rates=[4.874]", "--set", "dense.epochs=1", "--set", "pruning.epochs=3", "--set", "pruning.retrain_epochs=1",
             "--set", "data.num_train_scenes=2", "--set", "data.num_eval_scenes=1"]
     _stop_resume_compare(tmp_path, monkeypatch, main, KittiTask, argv, "slr_4.874x_seed0")
 
@@ -59,7 +59,7 @@ def test_lane_tusimple_resumes_inside_the_slr_stage(tmp_path, monkeypatch):
     from lane_tusimple.task import LaneTask
 
     tiny = ["model.input_size=[64, 160]", "model.width=4", "model.fc_hidden=16", "model.pool_channels=4", "batch_size=4",
-            "eval_batch_size=8", "dense.epochs=1", "pruning.epochs=3", "pruning.retrain_epochs=1", "pruning.rates=[2.54]",
+            "eval_batch_size=8", "dense.epochs=1", "pruning.epochs=3", "pruning.retrain_epochs=1", "rates=[2.54]",
             "data.synthetic.train=4", "data.synthetic.test=2"]
     argv = ["--method", "slr", "--no-progress", *sum((["--set", s] for s in tiny), [])]
     _stop_resume_compare(tmp_path, monkeypatch, main, LaneTask, argv, "slr_2.54x_seed0")

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from core.errors import DataError
-from core.results import SCHEMA_VERSION, write_results
-from core.snapshots import pick_layers, save_snapshots, weight_snapshot
+from core.harness.results import SCHEMA_VERSION, write_results
+from core.harness.snapshots import pick_layers, save_snapshots, weight_snapshot
 from figures.common import collect_results
 from figures.heatmaps import HEATMAP_FIGURES, draw, main, select_pair
 

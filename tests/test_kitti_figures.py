@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.results import REQUIRED_KEYS, write_results
+from core.harness.results import REQUIRED_KEYS, write_results
 from figures.fig_kitti import figure12_runs, main, mean_curves, retrain_curve
 
 DIFFS = ("easy", "moderate", "hard")

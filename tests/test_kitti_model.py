@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import load_run_config
+from core.harness.config import load_run_config
 from pointpillars_kitti.augment import GTDatabase, random_flip_x, random_rotation, random_scaling
 from pointpillars_kitti.boxes import points_in_boxes
 from pointpillars_kitti.kitti_io import read_points
@@ -162,6 +162,7 @@ def test_model_forward_loss_backward_and_decoding():
     assert preds["cls_preds"].shape == (1, n, 3) and preds["box_preds"].shape == (1, n, 7) and preds["dir_preds"].shape == (1, n, 2)
     loss, parts = model.loss(preds, gt)
     assert parts["num_pos"] >= 1 and torch.isfinite(loss)
+    assert 0 <= parts["positives_correct"] <= parts["positives"] == parts["num_pos"]  # the training accuracy counts positive anchors
     loss.backward()
     assert model.backbone.blocks[0][1].conv.weight.grad.abs().sum() > 0
     # decoding: zero codes give the anchors back, the heading turned by 0 or pi into the predicted direction bin

@@ -1,7 +1,7 @@
 """figures/table3.py: our numbers from results files beside the paper's Table 3."""
 from __future__ import annotations
 
-from core.results import REQUIRED_KEYS, write_results
+from core.harness.results import REQUIRED_KEYS, write_results
 from figures.table3 import main, official_rows, table3_rows
 
 
@@ -21,9 +21,10 @@ def fake_result(method: str, rate: float, hard: float, retrained: float) -> dict
 def test_table3_rows_put_ours_beside_the_paper(tmp_path, capsys):
     results = [fake_result("slr", 4.874, 40.0, 45.0), fake_result("admm", 4.874, 30.0, 35.0), fake_result("slr", 9.449, 20.0, 25.0)]
     rows = table3_rows(results, "3d_iou05_R11")
-    assert rows[0] == ["Easy", "50.0 (80.7)", "4.874x", "30.0 (77.0)", "35.0 (81.5)", "40.0 (77.8)", "45.0 (82.2)"]
-    assert rows[1] == ["", "", "9.449x", "- (58.6)", "- (70.9)", "20.0 (68.0)", "25.0 (79.9)"]
-    assert rows[5][2:] == ["9.449x", "- (30.8)", "- (35.6)", "22.0 (46.1)", "27.0 (51.4)"]  # hard = value + 2
+    assert rows[0] == ["Easy", "50.0 (80.7)", "4.874x", "30.0 (77.0)", "35.0 (81.5)", "40.0 (77.8)", "45.0 (82.2)",
+                       "4.874× / 4.874×", "4.874× / 4.874×"]  # achieved rate (ADMM / SLR), pruned layers then whole model
+    assert rows[1] == ["", "", "9.449x", "- (58.6)", "- (70.9)", "20.0 (68.0)", "25.0 (79.9)", "- / 9.449×", "- / 9.449×"]
+    assert rows[5][2:7] == ["9.449x", "- (30.8)", "- (35.6)", "22.0 (46.1)", "27.0 (51.4)"]  # hard = value + 2
     for i, r in enumerate(results):
         write_results(tmp_path / "runs" / f"run{i}" / "results.json", r)
     main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "fig")])

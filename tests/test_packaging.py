@@ -51,7 +51,7 @@ def test_wheel_requires_only_the_library_dependencies(wheel):
     assert "ultralytics>=8.4" in yolo
     with zipfile.ZipFile(wheel) as archive:
         files = archive.namelist()
-    assert "core/__init__.py" in files and "core/names.py" in files
+    assert "core/__init__.py" in files and "core/pruning/names.py" in files
     assert not [f for f in files if f.startswith("tests/")]
 
 

@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from core import SLR, ConfigError, SparsityConfig, build_pruner, unavailable_reason
-from core.demo import DigitsTask
-from core.magnitude import GlobalMagnitude, GradualMagnitude, gradual_sparsity
-from core.methods import MissingDependency, method_names
-from core.nni_admm import nni_config_list
-from core.pipeline import PruningRecipe, TrainingDiverged, run_pipeline
-from core.projections import keep_count, topk_mask
-from core.results import read_results
+from examples.digits_demo import DigitsTask
+from core.pruning.magnitude import GlobalMagnitude, GradualMagnitude, gradual_sparsity
+from core.pruning.methods import MissingDependency, method_names
+from core.pruning.nni_admm import nni_config_list
+from core.harness.pipeline import PruningRecipe, TrainingDiverged, run_pipeline
+from core.pruning.projections import keep_count, topk_mask
+from core.harness.results import read_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -152,7 +152,7 @@ def test_unknown_and_unavailable_methods(monkeypatch, capsys):
     with pytest.raises(ConfigError, match="magnitude, gmp"):
         _recipe("obd")
     assert method_names()[:2] == ["slr", "admm"] and {"magnitude", "gmp", "nni_admm"} <= set(method_names())
-    import core.methods as methods
+    import core.pruning.methods as methods
 
     monkeypatch.setattr(methods.importlib.util, "find_spec", lambda name: None)
     assert "requirements-peers.txt" in unavailable_reason("nni_admm") and unavailable_reason("slr") is None
@@ -161,7 +161,7 @@ def test_unknown_and_unavailable_methods(monkeypatch, capsys):
     assert build_pruner("gmp", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}}, epochs=6, update_every=2).steps == 3
     with pytest.raises(MissingDependency, match="nni"):
         build_pruner("nni_admm", nn.Sequential(nn.Linear(4, 4)), {"prune_ratios": {"0.weight": 0.5}})
-    from classification.__main__ import _runnable
+    from core.harness.entry import _runnable
 
     runs = [("slr_4x_seed0", _recipe("slr")), ("nni_admm_4x_seed0", _recipe("nni_admm"))]
     assert [name for name, _ in _runnable(runs)] == ["slr_4x_seed0"]
@@ -197,7 +197,8 @@ def test_peers_table_from_results_files(tmp_path, digits):
     assert rows[0][6] == f"{mean:.2f} ± {std:.2f}" and rows[0][-1].rstrip(" |") == "2"
     gmp = made[0]
     assert rows[1][7] == f"{gmp['metrics']['after_retraining']['top1']:.2f}"
-    assert rows[1][10] == f"{gmp['wall_time_s']:.0f}" and rows[1][9] == f"{gmp['stage_wall_time_s']['prune']:.0f}"
+    assert rows[1][8] == f"{gmp['achieved_compression']['pruned_layers']:.2f}×" and rows[1][9] == f"{gmp['achieved_compression']['whole_model']:.2f}×"
+    assert rows[1][11] == f"{gmp['wall_time_s']:.0f}" and rows[1][10] == f"{gmp['stage_wall_time_s']['prune']:.0f}"
     assert (tmp_path / "out" / "peers.tex").is_file()
 
 
@@ -208,7 +209,7 @@ def _needs_nni():
 
 
 def test_shim_gradient_is_nnis_except_at_zero():
-    from core.nni_admm import zero_grad_sqrt
+    from core.pruning.nni_admm import zero_grad_sqrt
 
     x = torch.tensor([0.0, 0.25, 4.0], requires_grad=True)
     zero_grad_sqrt(x).sum().backward()

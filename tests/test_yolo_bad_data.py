@@ -2,6 +2,7 @@
 relative ``path:`` (resolved from the working directory, as Ultralytics does), labels with 4
 columns and files that are not images (dropped, and reported even without progress output), a
 split where everything is dropped, and Ultralytics' own data exceptions in the trainers."""
+import json
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,12 @@ from detection_yolo.__main__ import main  # noqa: E402
 from detection_yolo.data import generate_shapes_dataset  # noqa: E402
 from detection_yolo.pipeline import prepare_data  # noqa: E402
 
-ONE_RUN = ["--method", "slr", "--no-progress", "--set", "runs=[{model: yolov3-tiny, rate: 2.0, epochs: 1}]"]
+ONE_RUN = ["--method", "slr", "--no-progress", "--experiment", "yolov3-tiny_2x", "--set", "pruning.epochs=1"]
+
+
+def _data_arg(data: Path) -> list[str]:
+    """``--set`` of a data section that reads the Ultralytics data YAML ``data``."""
+    return ["--set", "data=" + json.dumps({"name": "mine", "yaml": str(data)})]
 
 
 def _shapes(root: Path, n_train: int = 6, n_val: int = 3) -> Path:
@@ -48,12 +54,12 @@ def test_relative_path_is_resolved_from_the_working_directory(tmp_path, capsys, 
     data = tmp_path / "sets" / "shapes.yaml"  # path: is relative to the YAML's folder, not to where the user runs
     data.write_text(yaml.safe_dump({"path": "shapes", "train": "images/train", "val": "images/val", "names": {0: "a", 1: "b", 2: "c"}}))
     monkeypatch.chdir(tmp_path)
-    code, _, err = _cli(capsys, [*ONE_RUN, "--set", f"data={data}", "--out", str(tmp_path / "out")])
+    code, _, err = _cli(capsys, [*ONE_RUN, *_data_arg(data), "--out", str(tmp_path / "out")])
     assert code == 2 and len(err) == 1
     assert err[0].startswith(f"error: {data}: data set root 'path: shapes' not found; Ultralytics resolves a relative path from the working directory {tmp_path}")
     assert "make it absolute" in err[0]
     monkeypatch.chdir(tmp_path / "sets")  # from there Ultralytics finds it: so does the check, in a resolved copy
-    copy = prepare_data({"data": str(data)}, tmp_path / "out2", None, log=None)
+    copy = prepare_data({"name": "mine", "yaml": str(data)}, tmp_path / "out2", None, log=None)
     assert yaml.safe_load(copy.read_text())["path"] == str(tmp_path / "sets" / "shapes")
 
 
@@ -63,7 +69,7 @@ def test_dropped_files_are_reported_and_an_all_bad_val_split_is_one_line(tmp_pat
     _spoil(tmp_path / "shapes", "train", 4, "not an image")
     for index in range(3):
         _spoil(tmp_path / "shapes", "val", index, "4 columns" if index else "not an image")
-    code, out, err = _cli(capsys, [*ONE_RUN, "--set", f"data={data}", "--out", str(tmp_path / "out")])
+    code, out, err = _cli(capsys, [*ONE_RUN, *_data_arg(data), "--out", str(tmp_path / "out")])
     report = [line for line in out if line.startswith("data: ")]
     assert len(report) == 1 and report[0].startswith("data: train: 6 images, 2 dropped (train_0001.png: labels require 5 columns, 4 columns detected; train_0004.png: ")
     assert code == 2 and len(err) == 1
@@ -81,7 +87,7 @@ def test_drops_are_counted_as_ultralytics_counts_them(tmp_path):
     _spoil(tmp_path / "shapes", "train", 0, "4 columns")
     _spoil(tmp_path / "shapes", "train", 2, "not an image")
     lines = []
-    prepare_data({"data": str(data)}, tmp_path / "out", None, log=lines.append)
+    prepare_data({"name": "mine", "yaml": str(data)}, tmp_path / "out", None, log=lines.append)
     assert lines[0].startswith("data: train: 5 images, 2 dropped") and lines[1] == "data: val: 2 images, 0 dropped"
     checked = check_det_dataset(str(data))
     dataset = build_yolo_dataset(get_cfg(overrides={"imgsz": 32}), checked["train"], 2, checked, mode="val")

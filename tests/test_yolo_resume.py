@@ -20,12 +20,12 @@ prepare_ultralytics(tempfile.mkdtemp(prefix="yolo_cfg_"))  # before anything imp
 from ultralytics import YOLO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = "slr_yolov3-tiny_2x_seed0"
+RUN = "yolov3-tiny_2x/slr_2x_seed0"
 # tiny YOLOv3 on 16 generated images; mosaic on, so that the restored mosaic buffer matters too
-CLI = ["-m", "detection_yolo", "--profile", "smoke", "--method", "slr", "--no-progress",
-       *sum((["--set", s] for s in ("shapes={n_train: 16, n_val: 8, imgsz: 64}", "train.imgsz=64", "train.batch=8",
-                                     "train.mosaic=1.0", "dense.yolov3-tiny.epochs=1", "models.yolov3-tiny.width_multiple=0.25",
-                                     "runs=[{model: yolov3-tiny, rate: 2.0, epochs: 3, retrain_epochs: 1}]")), [])]
+CLI = ["-m", "detection_yolo", "--profile", "smoke", "--method", "slr", "--no-progress", "--experiment", "yolov3-tiny_2x",
+       *sum((["--set", s] for s in ("data.n_train=16", "data.n_val=8", "data.imgsz=64", "train.imgsz=64", "batch_size=8",
+                                     "train.mosaic=1.0", "dense.yolov3-tiny.epochs=1", "model.width_multiple=0.25",
+                                     "pruning.epochs=3", "pruning.retrain_epochs=1")), [])]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -73,8 +73,8 @@ def test_stop_after_the_last_epoch_resumes_to_hard_pruning(tmp_path, one_torch_t
     from detection_yolo.trainer import PruneTrainer, StageSpec, resume_overrides
 
     data = generate_shapes_dataset(tmp_path / "data", 8, 4, 64)
-    config = {"device": "cpu", "train": {"imgsz": 64, "batch": 4, "optimizer": "SGD", "warmup_epochs": 0, "mosaic": 0.0,
-                                          "close_mosaic": 0, "plots": False, "val": True}}
+    config = {"device": "cpu", "batch_size": 4, "optimizer": {"name": "SGD"},
+              "train": {"imgsz": 64, "warmup_epochs": 0, "mosaic": 0.0, "close_mosaic": 0, "plots": False, "val": True}}
     spec = StageSpec("prune", "admm", {"target_rate": 2.0, "include": ["model.*.conv.weight"],
                                        "exclude": ["model.0.conv.weight", "*.dfl.conv.weight"]})
     model = str(model_yaml("yolov3-tiny", tmp_path, 0.25))

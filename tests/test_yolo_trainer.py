@@ -105,36 +105,51 @@ def no_network(monkeypatch):
     return attempts
 
 
-TINY_CONFIG = {
-    "task": "detection_yolo", "profile": "smoke", "data": "shapes", "device": "cpu", "threads": 0,
-    "shapes": {"n_train": 16, "n_val": 8, "imgsz": 64},
-    "pruning": {"rho": 0.1, "s0": 1.0e-4, "M": 200, "r": 0.1},
+# an experiment's settings (core.harness.recipe's schema): Z and the multipliers every 2nd epoch, validation every 2nd
+TINY_SETTINGS = {
+    "table": "tiny", "profile": "smoke", "model": {"name": "yolov3-tiny", "width_multiple": 0.25},
+    "data": {"name": "shapes", "n_train": 16, "n_val": 8, "imgsz": 64}, "device": "cpu", "threads": 0,
+    "methods": ["slr"], "rates": [2.0], "seeds": [0], "batch_size": 8,
+    "pruning": {"epochs": 4, "retrain_epochs": 1, "update_every": 2, "eval_every": 2, "rho": 0.1, "s0": 1.0e-4, "M": 200, "r": 0.1},
     "sparsity": {"include": ["model.*.conv.weight"], "exclude": ["model.0.conv.weight", "*.dfl.conv.weight"]},
-    "train": {"imgsz": 64, "batch": 8, "optimizer": "SGD", "lr0": 0.01, "warmup_epochs": 0, "mosaic": 0.0,
-              "close_mosaic": 0, "val": True, "plots": True},
-    "dense": {"yolov3-tiny": {"epochs": 1}},
-    "models": {"yolov3-tiny": {"width_multiple": 0.25}},
-    "runs": [{"model": "yolov3-tiny", "rate": 2.0, "epochs": 2, "retrain_epochs": 1}],
+    "optimizer": {"name": "SGD", "lr": 0.01},
+    "train": {"imgsz": 64, "warmup_epochs": 0, "mosaic": 0.0, "close_mosaic": 0, "val": True, "plots": True},
+    "dense": {"epochs": 1, "seed": 0},
 }
 
 
-def test_pipeline_offline_prunes_retrains_and_reloads_sparse(tmp_path, no_network):
+def test_pipeline_offline_prunes_retrains_and_reloads_sparse(tmp_path, no_network, monkeypatch):
     from ultralytics import YOLO
 
     from core import compression_stats
-    from core.results import read_results
-    from detection_yolo.pipeline import run_table
+    from core.harness.recipe import Experiment, expand_runs
+    from core.harness.results import read_results
+    from detection_yolo.pipeline import YoloData, prepare_data, run_experiment
 
-    results = run_table(TINY_CONFIG, ["slr"], [0], tmp_path)
+    kept = []  # the pruner's state where the trainer keeps it: in weights/resume_e<epoch>.pt, beside each epoch's last.pt
+    end_fit_epoch = PruneTrainer.end_fit_epoch
+
+    def recording(self):
+        kept.append(torch.load(self.wdir / f"resume_e{self.epoch}.pt", weights_only=False)["stage"]["pruner"])
+        end_fit_epoch(self)
+
+    monkeypatch.setattr(PruneTrainer, "end_fit_epoch", recording)
+    runs = expand_runs(Experiment(None, "tiny", TINY_SETTINGS))
+    data = YoloData(prepare_data(TINY_SETTINGS["data"], tmp_path, None), {"data": TINY_SETTINGS["data"]})
+    results = run_experiment(TINY_SETTINGS, runs, tmp_path, data, tmp_path / "dense")
     assert no_network == []  # plots=True too: fonts come from the local config folder
-    run_dir = tmp_path / "slr_yolov3-tiny_2x_seed0"
+    run_dir = tmp_path / "slr_2x_seed0"
     saved = read_results(run_dir / "results.json")
     assert saved["metrics"].keys() == {"dense", "after_training", "after_hard_pruning", "after_retraining"}
     assert saved["dataset"] == "shapes" and saved["model"] == "yolov3-tiny"
     assert sorted(p.name for p in (run_dir / "prune" / "weights").iterdir()) == ["last.pt", "masks.pt", "pruned.pt"]
     assert all(0 <= saved["metrics"][k]["mAP50"] <= 100 for k in saved["metrics"])
-    assert [r["stage"] for r in saved["history"]] == ["prune", "prune", "retrain"]
-    assert saved["history"][0]["violation"] > 0 and len(saved["pruner_history"]) == 2  # one update per epoch
+    assert [r["stage"] for r in saved["history"]] == ["prune"] * 4 + ["retrain"]
+    # update_every 2: Z and the multipliers after epochs 2 and 4 only; eval_every 2: validation after epochs 2 and 4 only
+    assert ["violation" in r for r in saved["history"][:4]] == [False, True, False, True] and len(saved["pruner_history"]) == 2
+    assert [r["metrics"] is not None for r in saved["history"]] == [False, True, False, True, True]
+    assert [(s["method"], s["update_every"], s["calls"], s["k"]) for s in kept] == [("slr", 2, c, c // 2) for c in (1, 2, 3, 4)]
+    assert not (run_dir / "prune" / "pruner_state.pt").exists() and not list(run_dir.rglob("resume_e*.pt"))
     assert results[0]["achieved_compression"]["pruned_layers"] == pytest.approx(2.0, rel=1e-3)
 
     names = [row["name"] for row in saved["per_layer"]]
@@ -144,8 +159,7 @@ def test_pipeline_offline_prunes_retrains_and_reloads_sparse(tmp_path, no_networ
         assert compression_stats(model, names).pruned_layers_rate == pytest.approx(2.0, rel=1e-3)
         params = dict(model.named_parameters())
         assert all(torch.all(params[n][~m] == 0) for n, m in masks.items())  # the same entries stay pruned
-    pruner_state = torch.load(run_dir / "prune" / "pruner_state.pt", weights_only=False)
-    assert pruner_state["k"] == 2 and pruner_state["method"] == "slr"
+    assert saved["config"]["recipe"]["update_every"] == 2 and saved["config"]["recipe"]["eval_every"] == 2
 
 
 def test_trainer_restores_thread_count_and_one_backward_per_step(tmp_path):
@@ -154,7 +168,7 @@ def test_trainer_restores_thread_count_and_one_backward_per_step(tmp_path):
 
     before = torch.get_num_threads()
     data = generate_shapes_dataset(tmp_path / "d", 2, 1, 32)
-    args = train_args({"device": "cpu", "train": {"batch": 4, "optimizer": "SGD", "imgsz": 32}}, data, 0,
+    args = train_args({"device": "cpu", "batch_size": 4, "optimizer": {"name": "SGD"}, "train": {"imgsz": 32}}, data, 0,
                       {"model": "yolov3-tiny.yaml", "epochs": 1, "project": str(tmp_path), "name": "t"})
     assert args["nbs"] == 4 and args["amp"] is False and args["workers"] == 0
     try:
@@ -174,9 +188,9 @@ def test_prune_stage_on_real_coco128_images(data_root, tmp_path, no_network):
 
     if not (data_root / "coco128").is_dir():
         pytest.skip(f"{data_root / 'coco128'} is absent")
-    data = prepare_data({"data": "coco128"}, tmp_path, data_root)
-    config = {"device": "cpu", "train": {"imgsz": 64, "batch": 8, "optimizer": "SGD", "warmup_epochs": 0, "mosaic": 0.0,
-                                          "close_mosaic": 0, "plots": False, "fraction": 0.0625}}
+    data = prepare_data({"name": "coco128"}, tmp_path, data_root / "coco128")
+    config = {"device": "cpu", "batch_size": 8, "optimizer": {"name": "SGD"},
+              "train": {"imgsz": 64, "warmup_epochs": 0, "mosaic": 0.0, "close_mosaic": 0, "plots": False, "fraction": 0.0625}}
     args = train_args(config, data, 0, {"model": str(model_yaml("yolov3-tiny", tmp_path, 0.25)), "epochs": 1,
                                         "project": str(tmp_path), "name": "prune"})
     spec = StageSpec("prune", "admm", {"target_rate": 3.0, "include": ["model.*.conv.weight"],

@@ -91,5 +91,11 @@ def test_trainer_configuration_errors(shapes, tmp_path):
     with pytest.raises(ConfigError, match="DenseTrainer takes no 'prune' options"):
         DenseTrainer(overrides={**args, "prune": {"rate": 2.0}})
     configured = PruneTrainer.configured(method="admm", rate=4.0, rho=0.5)
-    assert issubclass(configured, PruneTrainer) and configured.default_spec.hyper == {"rho": 0.5}
+    assert issubclass(configured, PruneTrainer) and configured.default_spec.pruner_settings == {"rho": 0.5}
+    with pytest.raises(ConfigError, match=r"unknown prune option\(s\) \['s0'\]; admm takes .*rho, amplify, update_every, eval_every"):
+        PruneTrainer.configured(method="admm", rate=2.0, s0=1e-4)  # an SLR hyperparameter
+    scheduled = PruneTrainer.configured(method="slr", rate=2.0, M=300, update_every=2, eval_every=3).default_spec
+    assert scheduled.pruner_settings == {"M": 300.0, "update_every": 2} and scheduled.eval_every == 3
+    with pytest.raises(ConfigError, match="prune option update_every = 0 must be a positive integer"):
+        PruneTrainer.configured(method="slr", rate=2.0, update_every=0)
     assert configured.default_spec.sparsity["exclude"] == ["model.0.conv.weight", "model.{head}.*"]

@@ -33,7 +33,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from undecorate import undecorate  # noqa: E402
 
-MODULES = ["core/slr.py", "core/admm.py", "core/pruner.py", "core/projections.py", "core/masks.py", "core/sparsity.py"]
+MODULES = ["core/pruning/slr.py", "core/pruning/admm.py", "core/pruning/pruner.py", "core/pruning/projections.py", "core/pruning/masks.py", "core/pruning/sparsity.py"]
 TESTS = [
     "tests/test_core_pruners.py",
     "tests/test_core_projections.py",
@@ -160,7 +160,7 @@ def _limits_of(work: Path) -> tuple[float, float]:
 
 
 def readable_function(mangled: str) -> tuple[str, str]:
-    """``core.slr.xǁSLRǁ_update`` -> (``core/slr.py``, ``SLR._update``)."""
+    """``core.pruning.slr.xǁSLRǁ_update`` -> (``core/pruning/slr.py``, ``SLR._update``)."""
     module, _, name = mangled.rpartition(".x")
     if name.startswith("ǁ"):
         _, cls, method = name.split("ǁ")

@@ -101,7 +101,10 @@ class PointPillars(nn.Module):
         dir_ce = nn.functional.cross_entropy(preds["dir_preds"].reshape(-1, preds["dir_preds"].shape[-1]), dir_t.reshape(-1), reduction="none")
         dir_loss = (dir_ce.view_as(reg_weights) * reg_weights).sum() / batch_size
         total = lw["cls_weight"] * cls_loss + lw["loc_weight"] * loc_loss + lw["dir_weight"] * dir_loss
-        return total, {"cls": cls_loss.item(), "loc": loc_loss.item(), "dir": dir_loss.item(), "num_pos": (positives.sum() / batch_size).item()}
+        # training accuracy: positive anchors whose highest class score is their assigned class
+        hits = ((preds["cls_preds"].detach().argmax(-1) + 1 == labels) & (labels > 0)).sum()
+        return total, {"cls": cls_loss.item(), "loc": loc_loss.item(), "dir": dir_loss.item(), "num_pos": (positives.sum() / batch_size).item(),
+                       "positives_correct": hits, "positives": positives.sum()}
 
     def decode(self, preds: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, N, 7) lidar boxes: residual decoding, heading resolved by the direction bin."""
