@@ -57,7 +57,8 @@ class StageSpec:
 
 
 def _in_step(spec: MethodSpec) -> bool:
-    return isinstance(spec.pruner, type) and issubclass(spec.pruner, DualPruner)
+    factory = spec.factory  # the pruner class (a "module:name" registration is imported here)
+    return isinstance(factory, type) and issubclass(factory, DualPruner)
 
 
 def trainer_method(name: str) -> MethodSpec:
