@@ -87,8 +87,8 @@ def test_nan_loss_is_a_user_error_and_writes_no_results(tmp_path):
             return super().train_batches(stage, epoch, seed)
 
         def batch_loss(self, net, batch):
-            loss, n = super().batch_loss(net, batch)
-            return (loss * float("nan") if self.diverge else loss), n
+            result = super().batch_loss(net, batch)
+            return result._replace(loss=result.loss * float("nan")) if self.diverge else result
 
     from core.harness.pipeline import TrainingDiverged
 
