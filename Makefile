@@ -31,7 +31,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 DEMO_TARGETS :=
 -include classification/targets.mk detection_yolo/targets.mk pointpillars_kitti/targets.mk lane_tusimple/targets.mk
 
-.PHONY: install test demo core-demo bench claims fidelity-figures mutation clean
+.PHONY: install test demo core-demo bench claims fidelity-figures mutation paper-check clean
 
 install: $(INSTALLED)
 
@@ -68,6 +68,16 @@ gpu-check: install
 # tests, about 20 minutes on 2 cores; not part of make test)
 mutation: install
 	$(PY) benchmarks/mutation/run.py
+
+# every paper-profile experiment of Tables 1-8 on the CPU at its real architecture, input size,
+# optimizer, sparsity config and batch (where it fits 24 GiB; PAPER_CHECK_ARGS=--largest-batch runs the
+# largest that fits where it does not): two iterations of every stage on the sample data (SLR_DATA_ROOT),
+# the results files checked (rates, stages, keys); one line per experiment, PASS/FAIL, exit code 1
+# on a failure; the table goes to docs/paper_check.md (benchmarks/paper_check.py; PAPER_CHECK_ARGS=--only table1/r18_cifar)
+PAPER_CHECK_DOC ?= docs/paper_check.md
+PAPER_CHECK_ARGS ?=
+paper-check: install
+	$(PY) benchmarks/paper_check.py --data-root "$(SLR_DATA_ROOT)" --doc $(PAPER_CHECK_DOC) $(PAPER_CHECK_ARGS)
 
 clean:
 	rm -rf runs

@@ -131,7 +131,8 @@ class ClassificationTask(PipelineTask):
         test = self.data.test
         if self.world > 1:  # disjoint shards; evaluate() sums over ranks
             test = Subset(test, distributed.shard_indices(len(test)))  # type: ignore[arg-type]
-        return DataLoader(test, batch_size=max(self.batch_size, 256), shuffle=False, **common)
+        eval_batch = self.settings["data"].get("eval_batch_size") or max(self.batch_size, 256)  # data.eval_batch_size: optional
+        return DataLoader(test, batch_size=int(eval_batch), shuffle=False, **common)
 
     def train_loader(self, stage: str) -> DataLoader:
         """The training loader of ``stage`` ("dense", "prune" or "retrain")."""

@@ -96,7 +96,7 @@ class YoloEntry(entry.TaskEntry):
             raise
         self.created += [p for p in new if p not in self.created]
         return run_experiment(settings, runs, out, data, Path(dense_dir).resolve(), device, threads, resume=args.resume,
-                              dense_models=self.dense_models, model=model, started=self._started)
+                              dense_models=self.dense_models, model=model, started=self._started, max_batches=args.max_batches)
 
     def report(self, experiment, runs, results) -> None:
         print(f"\n{'experiment':<20} {'model':<13} {'rate':>6} {'method':<6} {'dense':>7} {'trained':>8} {'hard-pruned':>12} "

@@ -194,12 +194,13 @@ def _read_stage(save_dir: Path) -> dict[str, Any] | None:
 
 
 def evaluate_checkpoint(weights: Path, settings: Mapping[str, Any], data_yaml: Path, save_dir: Path, device: Any = None,
-                        threads: int = 0) -> dict[str, float]:
-    """Validate a saved detection checkpoint with Ultralytics' validator; metrics in percent."""
+                        threads: int = 0, max_batches: int | None = None) -> dict[str, float]:
+    """Validate a saved detection checkpoint with Ultralytics' validator (on its first
+    ``max_batches`` batches when set); metrics in percent."""
     from ultralytics import YOLO
 
     from .data_errors import data_error
-    from .trainer import detection_metrics
+    from .trainer import detection_metrics, first_batches_validator
     from .ultralytics_env import restore_threads
 
     model = YOLO(str(weights))
@@ -209,7 +210,8 @@ def evaluate_checkpoint(weights: Path, settings: Mapping[str, Any], data_yaml: P
     try:
         metrics = model.val(data=str(data_yaml), imgsz=train.get("imgsz", 640), batch=int(settings.get("batch_size") or 16) * 2,
                             device=ultralytics_device(device if device is not None else settings.get("device")), workers=0,
-                            plots=False, verbose=False, project=str(save_dir.parent), name=save_dir.name, exist_ok=True)
+                            plots=False, verbose=False, project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
+                            validator=None if max_batches is None else first_batches_validator(max_batches))
     except (RuntimeError, FileNotFoundError) as err:
         raised = data_error(err)
         if raised is err:
@@ -233,25 +235,30 @@ def dense_settings(settings: Mapping[str, Any], label: str) -> dict[str, Any]:
     return dense
 
 
-def _dense_folder(settings: Mapping[str, Any], model: ModelSource, data: YoloData, dense: Mapping[str, Any]) -> str:
-    """``<model>_<dataset>_<digest>``: the digest covers every setting the trained dense model depends on."""
+def _dense_folder(settings: Mapping[str, Any], model: ModelSource, data: YoloData, dense: Mapping[str, Any],
+                  max_batches: int | None = None) -> str:
+    """``<model>_<dataset>_<digest>``: the digest covers every setting the trained dense model depends on
+    (and ``--max-batches``: a shortened check never stands in for a real dense model)."""
     keys = {"model": dict(settings.get("model") or {}), "model_source": Path(model.source).name, "data": data.identity,
             "dense": {k: dense[k] for k in ("epochs", "seed", "train", "optimizer")},
             **{k: settings.get(k) for k in ("train", "optimizer", "batch_size")}}
+    if max_batches is not None:
+        keys["max_batches"] = int(max_batches)
     return f"{model.label}_{dataset_name(data.yaml)}_{settings_digest(keys)}"
 
 
-def _dense_key(settings: Mapping[str, Any], model: ModelSource, data: YoloData) -> str:
+def _dense_key(settings: Mapping[str, Any], model: ModelSource, data: YoloData, max_batches: int | None = None) -> str:
     """What identifies the dense model of ``settings`` within one command (a checkpoint's or a trained one's)."""
     dense = dense_settings(settings, model.label)
     checkpoint = model.source if model.checkpoint else dense.get("checkpoint")
     if checkpoint:
-        return settings_digest({"checkpoint": str(checkpoint), "data": data.identity, "eval": {k: settings.get(k) for k in ("train", "batch_size")}})
-    return _dense_folder(settings, model, data, dense)
+        return settings_digest({"checkpoint": str(checkpoint), "data": data.identity, "eval": {k: settings.get(k) for k in ("train", "batch_size")},
+                                "max_batches": max_batches})
+    return _dense_folder(settings, model, data, dense, max_batches)
 
 
 def dense_model(settings: Mapping[str, Any], model: ModelSource, data: YoloData, dense_dir: Path, device: Any = None,
-                threads: int = 0, eval_dir: Path | None = None, log=print) -> DenseWeights:
+                threads: int = 0, eval_dir: Path | None = None, log=print, max_batches: int | None = None) -> DenseWeights:
     """The dense model by the rules of :mod:`core.harness.dense`, in this order:
 
     1. ``dense.checkpoint`` (``--dense-checkpoint``, ``dense.<model>.checkpoint``) or a ``.pt``
@@ -261,6 +268,8 @@ def dense_model(settings: Mapping[str, Any], model: ModelSource, data: YoloData,
     3. ``dense.epochs > 0``: Ultralytics trains it there from the seed ``dense.seed`` (whatever the
        run's seed); a training stopped between epochs continues where it stopped.
     4. Otherwise a :class:`ConfigError` naming both ways to get a dense model.
+
+    ``max_batches`` (``--max-batches``) ends every epoch and validation after that many batches.
     """
     from .trainer import DenseTrainer, StageSpec, resume_overrides
 
@@ -271,9 +280,9 @@ def dense_model(settings: Mapping[str, Any], model: ModelSource, data: YoloData,
         if not weights.is_file():
             raise DataError(_missing_checkpoint(weights, model.label))
         eval_dir = Path(eval_dir or Path(dense_dir) / f"{model.label}_checkpoint").resolve()
-        metrics = evaluate_checkpoint(weights, settings, data.yaml, eval_dir, device, threads)
+        metrics = evaluate_checkpoint(weights, settings, data.yaml, eval_dir, device, threads, max_batches)
         return DenseWeights(weights, metrics, {"source": str(weights), "checkpoint": str(weights)})
-    save_dir = (Path(dense_dir) / _dense_folder(settings, model, data, dense)).resolve()
+    save_dir = (Path(dense_dir) / _dense_folder(settings, model, data, dense, max_batches)).resolve()
     weights, stage = save_dir / "weights" / "last.pt", _read_stage(save_dir)
     if weights.is_file() and stage and stage["metrics"].get("final"):
         return DenseWeights(weights, stage["metrics"]["final"], {"source": f"{save_dir} (cached)", "epochs": len(stage["history"])})
@@ -284,7 +293,7 @@ def dense_model(settings: Mapping[str, Any], model: ModelSource, data: YoloData,
     extra = {**dict(dense.get("train") or {}), "model": model.source, "epochs": epochs, "project": str(save_dir.parent),
              "name": save_dir.name, **resume_overrides(save_dir, True, log)}
     DenseTrainer(overrides=train_args(settings, data.yaml, dense["seed"], extra, stage="dense", device=device),
-                 spec=StageSpec("dense", threads=threads)).train()
+                 spec=StageSpec("dense", threads=threads, max_batches=max_batches)).train()
     stage = _read_stage(save_dir)
     return DenseWeights(weights, stage["metrics"]["final"], {"source": f"trained here, cached in {save_dir}", "epochs": len(stage["history"]),
                                                              "history": stage["history"]})
@@ -292,11 +301,13 @@ def dense_model(settings: Mapping[str, Any], model: ModelSource, data: YoloData,
 
 # --- one run -----------------------------------------------------------------------------------
 def run_yolo_pipeline(settings: Mapping[str, Any], recipe: PruningRecipe, model: ModelSource, out_dir: Path, data_yaml: Path,
-                      dense: DenseWeights, device: Any = None, threads: int = 0, resume: bool = False) -> dict[str, Any]:
+                      dense: DenseWeights, device: Any = None, threads: int = 0, resume: bool = False,
+                      max_batches: int | None = None) -> dict[str, Any]:
     """Prune the dense model as ``recipe`` says (method, sparsity, ``epochs``, ``update_every``,
     ``eval_every``, hyperparameters), hard-prune, retrain ``retrain_epochs``, and write
     ``out_dir/results.json``. With ``resume`` finished stages are reused and a stage stopped
-    between epochs continues from its last epoch (Ultralytics' resume plus the exact state)."""
+    between epochs continues from its last epoch (Ultralytics' resume plus the exact state).
+    ``max_batches`` (``--max-batches``) ends every epoch and validation after that many batches."""
     from ultralytics import YOLO
 
     from core import compression_stats
@@ -312,7 +323,7 @@ def run_yolo_pipeline(settings: Mapping[str, Any], recipe: PruningRecipe, model:
         extra = {"model": str(dense.weights), "epochs": recipe.epochs, "project": str(out_dir), "name": "prune",
                  **resume_overrides(prune_dir, resume)}
         spec = StageSpec("prune", recipe.method, recipe.sparsity.to_dict(), recipe.pruner_settings(), eval_every=recipe.eval_every,
-                         threads=threads)
+                         threads=threads, max_batches=max_batches)
         PruneTrainer(overrides=train_args(settings, data_yaml, recipe.seed, extra, device=device), spec=spec).train()
         stage = _read_stage(prune_dir)
     prune_stage = stage
@@ -333,7 +344,7 @@ def run_yolo_pipeline(settings: Mapping[str, Any], recipe: PruningRecipe, model:
         if not (stage and stage["metrics"].get("after_retraining")):
             extra = {"model": str(final_weights), "epochs": recipe.retrain_epochs, "project": str(out_dir), "name": "retrain",
                      **resume_overrides(retrain_dir, resume)}
-            spec = StageSpec("retrain", masks=str(prune_dir / "weights" / "masks.pt"), threads=threads)
+            spec = StageSpec("retrain", masks=str(prune_dir / "weights" / "masks.pt"), threads=threads, max_batches=max_batches)
             MaskedRetrainTrainer(overrides=train_args(settings, data_yaml, recipe.seed, extra, stage="retrain", device=device), spec=spec).train()
             stage = _read_stage(retrain_dir)
         metrics["after_retraining"] = stage["metrics"]["after_retraining"]
@@ -389,12 +400,13 @@ def _missing_checkpoint(path: Any, label: str) -> str:
 def run_experiment(settings: Mapping[str, Any], runs: list[tuple[str, PruningRecipe]], out: Path, data: YoloData,
                    dense_dir: Path, device: Any = None, threads: int = 0, resume: bool = False,
                    dense_models: dict[str, DenseWeights] | None = None, model: ModelSource | None = None,
-                   started=None) -> list[dict[str, Any]]:
+                   started=None, max_batches: int | None = None) -> list[dict[str, Any]]:
     """Every run of an experiment, each in ``out/<name>`` (``runs``: core.harness.recipe.expand_runs).
 
     With ``resume``, finished runs (results.json of the same recipe) are read rather than rerun and
     unfinished ones continue where they stopped. ``dense_models`` shares dense models between
-    experiments of one command; ``started`` is called once, before the first training."""
+    experiments of one command; ``started`` is called once, before the first training; ``max_batches``
+    (``--max-batches``) ends every epoch and validation of every stage after that many batches."""
     out = Path(out).resolve()  # Ultralytics puts a relative project under its own runs folder
     model = model or check_experiment(settings, runs, out, data.yaml, device)
     dense_models = {} if dense_models is None else dense_models
@@ -411,12 +423,14 @@ def run_experiment(settings: Mapping[str, Any], runs: list[tuple[str, PruningRec
         if started is not None:
             started()
         if dense is None:
-            key = _dense_key(settings, model, data)
+            key = _dense_key(settings, model, data, max_batches)
             if key not in dense_models:
-                dense_models[key] = dense_model(settings, model, data, Path(dense_dir), device, threads, out / f"dense_{model.label}")
+                dense_models[key] = dense_model(settings, model, data, Path(dense_dir), device, threads, out / f"dense_{model.label}",
+                                                max_batches=max_batches)
             dense = dense_models[key]
         began = provenance()
-        results.append(run_yolo_pipeline(settings, recipe, model, out_dir, data.yaml, dense, device, threads, resume=resume))
+        results.append(run_yolo_pipeline(settings, recipe, model, out_dir, data.yaml, dense, device, threads, resume=resume,
+                                         max_batches=max_batches))
         text = json.dumps({**began, "resumed": bool(resume)}, indent=2)
         atomic_write(out_dir / "provenance.json", lambda f: f.write(text + "\n"))
     return results

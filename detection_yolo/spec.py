@@ -44,6 +44,7 @@ class StageSpec:
     eval_every: int = 1  # prune: validate every n-th epoch (and the last)
     masks: str | None = None  # retrain: masks.pt written by hard-pruning (None: the loaded weights' zeros)
     threads: int = 0  # CPU threads to restore after Ultralytics sets its own (0: leave)
+    max_batches: int | None = None  # --max-batches: every epoch and validation stops after this many batches (a check)
 
     def __post_init__(self) -> None:
         if self.stage not in ("dense", "prune", "retrain"):

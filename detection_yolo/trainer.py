@@ -33,6 +33,7 @@ resumed this way ends with the numbers of an uninterrupted one, bit for bit on t
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from copy import copy
@@ -57,7 +58,7 @@ from .spec import SPARSITY_OPTIONS, SCHEDULE_OPTIONS, StageSpec, prune_spec, ret
 from .ultralytics_env import restore_threads
 
 __all__ = ["StageSpec", "DenseTrainer", "PruneTrainer", "MaskedRetrainTrainer", "detection_metrics", "resume_overrides",
-           "restart_reason", "SPEC_KEY", "PRUNE_KEY", "MAX_GRAD_NORM"]
+           "restart_reason", "FirstBatches", "first_batches_validator", "SPEC_KEY", "PRUNE_KEY", "MAX_GRAD_NORM"]
 
 SPEC_KEY = "slr_stage_spec"  # callbacks entry that carries the spec (never run as an event)
 PRUNE_KEY = "prune"  # the train() keyword that configures PruneTrainer: prune={"method": "slr", "rate": 2.0}
@@ -114,6 +115,38 @@ def detection_metrics(metrics: dict[str, Any] | None) -> dict[str, float] | None
         return None
     keys = {"mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)", "precision": "metrics/precision(B)", "recall": "metrics/recall(B)"}
     return {name: float(metrics[key]) * 100 for name, key in keys.items() if key in metrics}
+
+
+class FirstBatches:
+    """An Ultralytics data loader cut to its first ``n`` batches per pass (``--max-batches``: a check
+    that every stage runs, not a measurement); every other attribute is the loader's own.
+    ``restart`` begins each pass at the first batch (validation: the same batches every time);
+    Ultralytics' loaders otherwise go on where the last pass stopped."""
+
+    def __init__(self, loader, n: int, restart: bool = False) -> None:
+        self.loader, self.n, self.restart = loader, int(n), restart
+
+    def __len__(self) -> int:
+        return min(len(self.loader), self.n)
+
+    def __iter__(self):
+        if self.restart and hasattr(self.loader, "reset"):
+            self.loader.reset()
+        yield from itertools.islice(self.loader, self.n)
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+
+def first_batches_validator(n: int) -> type:
+    """Ultralytics' detection validator on the first ``n`` batches of the split (``YOLO.val(validator=...)``)."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    class FirstBatchesValidator(DetectionValidator):
+        def get_dataloader(self, dataset_path, batch_size):
+            return FirstBatches(super().get_dataloader(dataset_path, batch_size), n, restart=True)
+
+    return FirstBatchesValidator
 
 
 def _on_train_epoch_start(trainer) -> None:
@@ -195,6 +228,13 @@ class _StageTrainer(DetectionTrainer):
         return cls.spec_from_options(options)
 
     # set-up ---------------------------------------------------------------------------------
+    def get_dataloader(self, dataset_path, batch_size: int = 16, rank: int = 0, mode: str = "train"):
+        """Ultralytics' loader, cut to the spec's ``max_batches`` when that is set."""
+        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+        if self.spec.max_batches is None:
+            return loader
+        return FirstBatches(loader, self.spec.max_batches, restart=mode == "val")
+
     def _setup_train(self):
         import ultralytics.engine.trainer as engine
 
