@@ -51,6 +51,7 @@ def worker(rank: int, world: int, init_file: str, out_dir: str):
         model = nn.parallel.DistributedDataParallel(build())
         pruner = train(model, rank, world)
         torch.save({"state": pruner.state_dict(), "weights": [p.detach() for p in pruner.params]}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # leave together: a rank that tears gloo down while the other still talks to it can abort (SIGABRT)
     finally:
         dist.destroy_process_group()
 
