@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.errors import CheckpointError, ConfigError, DataError
+from core.errors import ConfigError, DataError
 from core.harness.config import settings_digest
 from core.harness.device import resolve_device
-from core.harness.recipe import PruningRecipe, same_recipe
-from core.harness.results import atomic_write, build_results, provenance, read_results, write_results
+from core.harness.grid import finished_run
+from core.harness.recipe import PruningRecipe
+from core.harness.results import atomic_write, build_results, provenance, write_results
 from core.harness.run_log import RunLogger
 from core.harness.snapshots import SNAPSHOT_FILE, pick_layers, save_snapshots, weight_snapshot
 
@@ -414,10 +415,8 @@ def run_experiment(settings: Mapping[str, Any], runs: list[tuple[str, PruningRec
     dense: DenseWeights | None = None
     for name, recipe in runs:
         out_dir = out / name
-        if resume and (out_dir / "results.json").is_file():
-            finished = read_results(out_dir / "results.json")
-            if not same_recipe(finished.get("config", {}).get("recipe"), recipe):
-                raise CheckpointError(f"{out_dir} holds a finished run with another configuration; use a new --out or run without --resume")
+        finished = finished_run(out_dir, recipe) if resume else None
+        if finished is not None:
             results.append(finished)
             continue
         if started is not None:

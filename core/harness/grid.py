@@ -12,7 +12,7 @@ from .recipe import PruningRecipe, same_recipe
 from .results import atomic_write, provenance, read_results
 from .task import PipelineTask
 
-__all__ = ["run_grid", "check_sparsity"]
+__all__ = ["run_grid", "check_sparsity", "finished_run"]
 
 
 def check_sparsity(make_task: Callable[[PruningRecipe], PipelineTask], recipes: Iterable[tuple[str, PruningRecipe]]) -> None:
@@ -21,6 +21,19 @@ def check_sparsity(make_task: Callable[[PruningRecipe], PipelineTask], recipes: 
     after the runs before it."""
     for _, recipe in recipes:
         recipe.sparsity.resolve(make_task(recipe).new_model())
+
+
+def finished_run(out_dir: Path, recipe: PruningRecipe) -> dict[str, Any] | None:
+    """The results of the run finished in ``out_dir`` (None when it has none); a
+    :class:`CheckpointError` when that run was made from another recipe, which ``--resume``
+    must not pass off as this one."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return None
+    finished = read_results(path)
+    if not same_recipe(finished.get("config", {}).get("recipe"), recipe):
+        raise CheckpointError(f"{out_dir} holds a finished run with another configuration; use a new --out or run without --resume")
+    return finished
 
 
 def run_grid(make_task: Callable[[PruningRecipe], PipelineTask], recipes: Iterable[tuple[str, PruningRecipe]], out_root: str | Path,
@@ -38,10 +51,8 @@ def run_grid(make_task: Callable[[PruningRecipe], PipelineTask], recipes: Iterab
     results = []
     for name, recipe in recipes:
         out_dir = out_root / name
-        if resume and (out_dir / "results.json").is_file():
-            finished = read_results(out_dir / "results.json")
-            if not same_recipe(finished.get("config", {}).get("recipe"), recipe):
-                raise CheckpointError(f"{out_dir} holds a finished run with another configuration; use a new --out or run without --resume")
+        finished = finished_run(out_dir, recipe) if resume else None
+        if finished is not None:
             results.append(finished)
             continue
         resume_this = resume and (out_dir / "checkpoint.pt").is_file()
